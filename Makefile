@@ -1,0 +1,23 @@
+# The two commands: `make demo` (the daily pipeline end to end) and `make test` (the test suite).
+# Both create .venv and install everything on first use (scripts/setup.sh).
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-postgres setup clean
+
+demo: $(STAMP)
+	$(BIN)/newsletter demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) var test-artifacts

@@ -1,0 +1,248 @@
+"""The `newsletter` command: a thin layer over the core. Expected errors end with one line and exit code 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from newsletter import db
+from newsletter.config import get_settings
+from newsletter.errors import NewsletterError
+from newsletter.log import configure as configure_logging
+
+app = typer.Typer(help="Paper Digest: a personalized research-paper newsletter.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Add, list and remove subscribers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(subscribers_app, name="subscribers")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def expected_errors(command):
+    """Report NewsletterError as one line on stderr with exit code 1, never as a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except NewsletterError as error:
+            err_console.print(f"[red]error:[/red] {error}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def parse_day(value: Optional[str]) -> date:
+    if not value:
+        return today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise NewsletterError(f"--date must be YYYY-MM-DD, not {value!r}") from None
+
+
+@app.callback()
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@db_app.command("upgrade")
+@expected_errors
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (creates the SQLite file if needed)."""
+    db.upgrade(revision=revision)
+    console.print(f"database at revision {db.current_revision()}")
+
+
+@app.command()
+@expected_errors
+def ingest(
+    sources: list[str] = typer.Argument(None, help="Paths or http(s) URLs."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="hf-json, arxiv-atom or listing (default: detect)."),
+    sample: bool = typer.Option(False, "--sample", help="Ingest the bundled sample corpus."),
+) -> None:
+    """Ingest papers from each SOURCE (Hugging Face daily-papers JSON, arXiv Atom, or listing text)."""
+    from newsletter.ingest import ingest as ingest_source, sample_sources
+
+    chosen = list(sources or []) + (sample_sources() if sample else [])
+    if not chosen:
+        raise NewsletterError("give at least one SOURCE, or --sample")
+    table = Table("source", "entries", "new", "updated", "duplicates")
+    with db.session_scope() as session:
+        for source in chosen:
+            result = ingest_source(session, source, format)
+            table.add_row(Path(source).name if "://" not in source else source, str(result.seen), str(result.new),
+                          str(result.updated), str(result.duplicates))
+    console.print(table)
+
+
+@app.command()
+@expected_errors
+def recommend(
+    email: str,
+    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many papers to list."),
+    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: [{id, title, score, reasons}]."),
+) -> None:
+    """Rank the candidate papers for the subscriber EMAIL, best first, with the reasons."""
+    from newsletter.compose import live_picks
+    from subscribers.profiles import get_subscriber
+
+    with db.session_scope() as session:
+        picks = live_picks(session, get_subscriber(session, email), parse_day(day), get_settings(), limit)
+    if as_json:
+        rows = [{"id": r.paper.external_id, "paper_id": r.paper.id, "title": r.paper.title, "score": r.score,
+                 "reasons": r.reasons, "url": r.paper.url} for r in picks]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table("#", "score", "title", "why")
+    for rank, r in enumerate(picks, start=1):
+        table.add_row(str(rank), f"{r.score:.3f}", r.paper.title, "; ".join(r.reasons))
+    console.print(table)
+
+
+@app.command()
+@expected_errors
+def send(day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Send at most N messages this run.")) -> None:
+    """Plan the edition for --date and send it to every active subscriber not yet sent (in-process)."""
+    from newsletter.pipeline import run_daily
+
+    with db.session_scope() as session:
+        report = run_daily(session, parse_day(day), get_settings(), limit=limit)
+    s = report.send
+    console.print(f"edition {s.edition_id}: planned {report.plan.planned} new, sent {s.sent}, failed {s.failed}, "
+                  f"deferred {s.deferred}, skipped {s.skipped}")
+    for line in s.errors[:20]:
+        err_console.print(f"  {line}", highlight=False)
+
+
+@app.command()
+@expected_errors
+def preview(
+    email: str,
+    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    text: bool = typer.Option(False, "--text", help="Write the plain-text part instead of the HTML."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE (.eml writes the whole message)."),
+) -> None:
+    """Write the exact email the subscriber EMAIL gets for --date."""
+    from newsletter.compose import preview_email
+    from subscribers.profiles import get_subscriber
+
+    with db.session_scope() as session:
+        rendered, message = preview_email(session, get_subscriber(session, email), parse_day(day), get_settings())
+    if out and out.suffix == ".eml":
+        out.write_bytes(message)
+    elif out:
+        out.write_text(rendered.text if text else rendered.html, encoding="utf-8")
+    else:
+        typer.echo(rendered.text if text else rendered.html)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+          port: int = typer.Option(8000, help="Port to listen on.")) -> None:
+    """Run the web app (unsubscribe pages, admin preview) with uvicorn."""
+    import uvicorn
+
+    uvicorn.run("newsletter.web.app:app", host=host, port=port, proxy_headers=True)
+
+
+@app.command()
+@expected_errors
+def demo(day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today).")) -> None:
+    """Run the whole daily pipeline on the embedded default: sample papers, sample subscribers, local SMTP sink."""
+    from newsletter.demo import run_demo
+    from newsletter.models import Subscriber
+    from newsletter.compose import delivery_picks
+    from newsletter.models import Delivery
+
+    started = time.perf_counter()
+    settings = get_settings()
+    report = run_demo(settings, parse_day(day))
+    ingested = sum(r.new for r in report.ingested)
+    entries = sum(r.seen for r in report.ingested)
+    console.print(f"ingested {entries} entries from {len(report.ingested)} sample files: {ingested} new papers")
+    table = Table("subscriber", "status", "top paper today", title=f"edition {report.daily.plan.edition_id}")
+    with db.session_scope() as session:
+        for subscriber in session.query(Subscriber).order_by(Subscriber.id):
+            delivery = session.query(Delivery).filter_by(edition_id=report.daily.plan.edition_id,
+                                                         subscriber_id=subscriber.id).first()
+            picks = delivery_picks(session, delivery) if delivery else []
+            table.add_row(subscriber.email, delivery.status if delivery else subscriber.status,
+                          picks[0].paper.title if picks else "-")
+    console.print(table)
+    s = report.daily.send
+    console.print(f"emails sent: {s.sent} (failed {s.failed}, deferred {s.deferred}, skipped {s.skipped}); "
+                  f"saved in {report.outbox.resolve()}")
+    console.print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+@subscribers_app.command("add")
+@expected_errors
+def subscribers_add(
+    email: str,
+    interests: str = typer.Option("", help="Free text: what you work on and want to read about."),
+    keywords: str = typer.Option("", help='Comma-separated, e.g. "KV cache, MoE".'),
+    authors: str = typer.Option("", "--authors", help="Comma-separated authors to follow."),
+    exclude: str = typer.Option("", "--exclude", help="Comma-separated keywords that remove a paper."),
+    timezone_name: str = typer.Option("UTC", "--timezone", help="IANA time zone, e.g. Europe/Paris."),
+    send_hour: int = typer.Option(7, "--send-hour", help="Local hour (0-23) to receive the email."),
+    frequency: str = typer.Option("daily", help="daily or weekly."),
+    pending: bool = typer.Option(False, "--pending", help="Add as pending (awaiting confirmation) instead of active."),
+) -> None:
+    """Add a subscriber (active: the operator asserts consent, unless --pending)."""
+    from newsletter.models import SubscriberStatus
+    from subscribers.profiles import add_subscriber
+
+    with db.session_scope() as session:
+        subscriber = add_subscriber(
+            session, email, status=SubscriberStatus.pending if pending else SubscriberStatus.active,
+            interests=interests, keywords=keywords, followed_authors=authors, excluded_keywords=exclude,
+            timezone=timezone_name, send_hour=send_hour, frequency=frequency)
+        console.print(f"added {subscriber.email} ({subscriber.status})", highlight=False)
+
+
+@subscribers_app.command("list")
+@expected_errors
+def subscribers_list(status: Optional[str] = typer.Option(None, help="Only this status."),
+                     as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List subscribers."""
+    from subscribers.profiles import list_subscribers
+
+    with db.session_scope() as session:
+        rows = list_subscribers(session, status)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table("id", "email", "status", "keywords", "time zone", "hour")
+    for r in rows:
+        table.add_row(str(r.id), r.email, r.status, ", ".join(r.keywords), r.timezone, str(r.send_hour))
+    console.print(table)
+
+
+@subscribers_app.command("remove")
+@expected_errors
+def subscribers_remove(email: str) -> None:
+    """Delete a subscriber and their delivery history."""
+    from subscribers.profiles import remove_subscriber
+
+    with db.session_scope() as session:
+        remove_subscriber(session, email)
+    console.print(f"removed {email}", highlight=False)

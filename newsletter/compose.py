@@ -1,0 +1,101 @@
+"""Composing one subscriber's email: their picks, their signed links, the edition's trending list."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import Session, select
+
+from newsletter.config import Settings
+from newsletter.models import Delivery, Paper, Pick, Subscriber
+from newsletter.ranking import CandidatePool, Recommendation, candidate_papers, sent_paper_ids
+from newsletter.render import Links, RenderedEmail, render_edition
+from newsletter.render.context import paper_view
+from newsletter.render.mime import address_domain, build_message
+from subscribers.tokens import make_token
+
+TRENDING_SHOWN = 5
+
+
+def unsubscribe_url(subscriber: Subscriber, settings: Settings) -> str:
+    token = make_token("unsubscribe", subscriber.id, subscriber.email, settings=settings)
+    return f"{settings.base_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def subscriber_links(subscriber: Subscriber, settings: Settings) -> Links:
+    return Links(unsubscribe_url=unsubscribe_url(subscriber, settings))
+
+
+def trending_papers(session: Session, day: date, settings: Settings) -> list[Paper]:
+    """The edition's most upvoted candidates: enough that each reader still gets a few they were not picked."""
+    papers = [p for p in candidate_papers(session, day, settings.candidate_days) if p.upvotes]
+    return sorted(papers, key=lambda p: -p.upvotes)[: TRENDING_SHOWN + settings.papers_per_email]
+
+
+def render_for(subscriber: Subscriber, day: date, picks: list[Recommendation], trending_pool: list[Paper],
+               settings: Settings) -> RenderedEmail:
+    chosen = {r.paper.id for r in picks}
+    trending = [p for p in trending_pool if p.id not in chosen][:TRENDING_SHOWN]
+    return render_edition(
+        day=day,
+        recipient=subscriber.email,
+        interests=subscriber.interests or ", ".join(subscriber.keywords),
+        papers=[paper_view(r.paper, r.reasons) for r in picks],
+        trending=[paper_view(p) for p in trending],
+        links=subscriber_links(subscriber, settings),
+        postal_address=settings.postal_address,
+    )
+
+
+def delivery_picks(session: Session, delivery: Delivery) -> list[Recommendation]:
+    rows = session.exec(
+        select(Pick, Paper).join(Paper, Paper.id == Pick.paper_id)
+        .where(Pick.delivery_id == delivery.id).order_by(Pick.position)
+    ).all()
+    return [Recommendation(paper, pick.score, pick.reasons) for pick, paper in rows]
+
+
+def live_picks(session: Session, subscriber: Subscriber, day: date, settings: Settings,
+               limit: int | None = None) -> list[Recommendation]:
+    """What the ranker would pick for this subscriber now (for previews and `recommend`)."""
+    pool = CandidatePool(candidate_papers(session, day, settings.candidate_days))
+    return pool.rank(subscriber, sent_paper_ids(session, subscriber.id), limit or settings.papers_per_email)
+
+
+def preview_email(session: Session, subscriber: Subscriber, day: date, settings: Settings) -> tuple[RenderedEmail, bytes]:
+    """Exactly what `subscriber` gets for `day`: their planned picks if the edition was planned, else a live ranking."""
+    from newsletter.models import Edition
+
+    delivery = session.exec(
+        select(Delivery).join(Edition, Edition.id == Delivery.edition_id)
+        .where(Edition.date == day, Delivery.subscriber_id == subscriber.id)
+    ).first()
+    picks = delivery_picks(session, delivery) if delivery else live_picks(session, subscriber, day, settings)
+    rendered = render_for(subscriber, day, picks, trending_papers(session, day, settings), settings)
+    message_id = message_id_for(delivery, settings) if delivery else f"<preview@{address_domain(settings.from_address)}>"
+    return rendered, message_bytes(rendered, subscriber, message_id, settings)
+
+
+def message_id_for(delivery: Delivery, settings: Settings) -> str:
+    """Derived from the delivery, so a second copy of the same delivery is recognisable by its Message-ID."""
+    return f"<edition-{delivery.edition_id}.delivery-{delivery.id}@{address_domain(settings.from_address)}>"
+
+
+def list_headers(subscriber: Subscriber, settings: Settings) -> dict[str, str]:
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(subscriber, settings)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"Paper Digest <digest.{address_domain(settings.from_address)}>",
+        "Precedence": "bulk",
+    }
+
+
+def message_bytes(rendered: RenderedEmail, subscriber: Subscriber, message_id: str, settings: Settings) -> bytes:
+    return build_message(rendered, sender=settings.from_address, to=subscriber.email, message_id=message_id,
+                         extra_headers=list_headers(subscriber, settings))
+
+
+def compose_delivery(session: Session, delivery: Delivery, subscriber: Subscriber, day: date,
+                     trending_pool: list[Paper], settings: Settings) -> bytes:
+    rendered = render_for(subscriber, day, delivery_picks(session, delivery), trending_pool, settings)
+    return message_bytes(rendered, subscriber, message_id_for(delivery, settings), settings)

@@ -1,0 +1,70 @@
+"""Settings, read from `NEWSLETTER_*` environment variables (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+import secrets
+from enum import Enum
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpSecurity(str, Enum):
+    none = "none"
+    starttls = "starttls"
+    ssl = "ssl"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: a SQLite file in data_dir
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: SmtpSecurity = SmtpSecurity.none
+    smtp_timeout: float = 30.0
+
+    from_address: str = Field("Paper Digest <digest@localhost>", validation_alias="NEWSLETTER_FROM")
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
+    admin_token: str = ""  # empty: admin routes are closed
+    postal_address: str = "Paper Digest, 1 Example Street, 00000 Nowhere"
+
+    sources: str = "sample"  # comma-separated paths or URLs ingested by the scheduled job; "sample" = bundled corpus
+
+    papers_per_email: int = 10
+    candidate_days: int = 7  # papers ingested or published this recently are candidates
+
+    log_level: str = "INFO"
+    log_format: str = "text"  # text (key=value) or json
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'newsletter.db'}"
+
+    def source_list(self) -> list[str]:
+        return [s.strip() for s in self.sources.split(",") if s.strip()]
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The configured secret, or one generated on first use and kept beside the database."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

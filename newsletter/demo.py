@@ -1,0 +1,70 @@
+"""The main job on the embedded default: SQLite, the bundled sample papers, a local SMTP sink. No servers needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from sqlmodel import Session
+
+from newsletter import db
+from newsletter.config import Settings
+from newsletter.ingest import ingest, sample_sources
+from newsletter.ingest.store import IngestResult
+from newsletter.models import SubscriberStatus
+from newsletter.pipeline import DailyReport, run_daily
+from newsletter.sink import SmtpSink
+from subscribers.profiles import add_subscriber, find_subscriber
+
+SAMPLE_SUBSCRIBERS = [
+    dict(email="ada@example.org", name="Ada", timezone="Europe/London",
+         interests="Making large language model inference cheaper: KV cache compression, quantization, long context.",
+         keywords="KV cache, quantization, long-context"),
+    dict(email="grace@example.org", name="Grace", timezone="America/New_York",
+         interests="3D reconstruction and novel view synthesis from images; neural radiance fields and splatting.",
+         keywords="NeRF, Gaussian Splatting, 3D"),
+    dict(email="alan@example.org", name="Alan", timezone="Asia/Tokyo",
+         interests="Dense retrieval and text embeddings for search, retrieval-augmented generation.",
+         keywords="dense retrieval, RAG, embeddings"),
+    dict(email="katherine@example.org", name="Katherine", timezone="America/Los_Angeles",
+         interests="Diffusion models for image and video generation, and making them faster.",
+         keywords="diffusion, video generation"),
+    dict(email="yoshua@example.org", name="Yoshua", timezone="Europe/Paris",
+         interests="Sparse mixture-of-experts architectures, scaling laws and efficient pre-training.",
+         keywords="mixture-of-experts, MoE, scaling laws"),
+    dict(email="fei@example.org", name="Fei", timezone="Asia/Shanghai",
+         interests="Self-supervised visual representation learning, contrastive methods, vision transformers.",
+         keywords="self-supervised, contrastive, vision transformer"),
+]
+
+
+@dataclass
+class DemoReport:
+    outbox: Path
+    ingested: list[IngestResult]
+    daily: DailyReport
+    new_subscribers: int
+
+
+def add_sample_subscribers(session: Session) -> int:
+    added = 0
+    for profile in SAMPLE_SUBSCRIBERS:
+        if find_subscriber(session, profile["email"]) is None:
+            add_subscriber(session, status=SubscriberStatus.active, **profile)
+            added += 1
+    return added
+
+
+def run_demo(settings: Settings, day: date | None = None) -> DemoReport:
+    day = day or datetime.now(timezone.utc).date()
+    db.upgrade(settings.sqlalchemy_url)
+    outbox = settings.data_dir / "outbox"
+    with db.session_scope(settings.sqlalchemy_url) as session:
+        ingested = [ingest(session, source) for source in sample_sources()]
+        added = add_sample_subscribers(session)
+    with SmtpSink(outbox) as sink, db.session_scope(settings.sqlalchemy_url) as session:
+        local = settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port,
+                                           "smtp_username": "", "smtp_security": "none"})
+        daily = run_daily(session, day, local)
+    return DemoReport(outbox=outbox, ingested=ingested, daily=daily, new_subscribers=added)

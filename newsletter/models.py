@@ -1,0 +1,113 @@
+"""Tables. Declared once here; the schema itself is created and changed only by Alembic migrations.
+
+Statuses are stored as plain strings (portable across SQLite and PostgreSQL, no native enum types);
+the `str` enums below name the allowed values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import datetime, timezone
+from enum import Enum
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SubscriberStatus(str, Enum):
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+    complained = "complained"
+
+
+class EditionStatus(str, Enum):
+    planned = "planned"
+    sending = "sending"
+    paused = "paused"
+    cancelled = "cancelled"
+    done = "done"
+
+
+class DeliveryStatus(str, Enum):
+    pending = "pending"  # planned, not yet claimed by a sender
+    sending = "sending"  # claimed; the server has not accepted it yet
+    sent = "sent"  # the SMTP server accepted it
+    failed = "failed"  # permanently refused or out of retries
+    skipped = "skipped"  # suppressed at send time (unsubscribed, bounced, ...)
+
+
+class Paper(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(index=True, unique=True)  # arXiv id when known, else "title:<hash>"
+    title_key: str = Field(index=True)  # normalized title, the fallback dedupe key
+    title: str
+    abstract: str = ""
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    url: str = ""
+    pdf_url: str = ""
+    code_url: str = ""
+    upvotes: int = 0
+    comments: int = 0
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str = ""
+    published_at: datetime | None = None
+    ingested_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)  # normalized: see subscribers.profiles.normalize_email
+    name: str = ""
+    status: str = Field(default=SubscriberStatus.pending.value, index=True, max_length=20)
+    interests: str = ""
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    followed_authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    excluded_keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    timezone: str = "UTC"
+    send_hour: int = 7
+    frequency: str = "daily"
+    created_at: datetime = Field(default_factory=utcnow)
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+
+
+class Edition(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    date: dt.date = Field(index=True, unique=True)
+    status: str = Field(default=EditionStatus.planned.value, max_length=20)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One row per subscriber x edition: the single source of truth for "was it sent"."""
+
+    __table_args__ = (UniqueConstraint("edition_id", "subscriber_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    edition_id: int = Field(foreign_key="edition.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    status: str = Field(default=DeliveryStatus.pending.value, index=True, max_length=20)
+    message_id: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+
+
+class Pick(SQLModel, table=True):
+    """A paper chosen for one delivery, with its rank, score and the reasons shown to the reader."""
+
+    __table_args__ = (UniqueConstraint("delivery_id", "paper_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    paper_id: int = Field(foreign_key="paper.id", index=True)
+    position: int
+    score: float
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

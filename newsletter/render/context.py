@@ -1,0 +1,64 @@
+"""Plain values a template needs, built from rows. Pure functions: no database, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from newsletter.models import Paper
+
+SNIPPET_CHARS = 320
+AUTHORS_SHOWN = 3
+
+
+@dataclass
+class PaperView:
+    title: str
+    url: str
+    pdf_url: str
+    code_url: str
+    authors_line: str
+    upvotes: int
+    snippet: str
+    reasons: list[str] = field(default_factory=list)
+    more_url: str = ""
+    less_url: str = ""
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The start of `text`, cut on a word boundary, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def authors_line(authors: list[str], shown: int = AUTHORS_SHOWN) -> str:
+    if not authors:
+        return ""
+    if len(authors) <= shown:
+        return ", ".join(authors)
+    return ", ".join(authors[:shown]) + " et al."
+
+
+def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "", less_url: str = "") -> PaperView:
+    return PaperView(
+        title=paper.title,
+        url=paper.url or paper.pdf_url or f"https://huggingface.co/papers?q={paper.title_key.replace(' ', '+')}",
+        pdf_url=paper.pdf_url,
+        code_url=paper.code_url,
+        authors_line=authors_line(paper.authors),
+        upvotes=paper.upvotes,
+        snippet=snippet(paper.abstract),
+        reasons=list(reasons or []),
+        more_url=more_url,
+        less_url=less_url,
+    )
+
+
+def date_label(day: date) -> str:
+    return day.strftime("%A, %B ") + str(day.day) + day.strftime(", %Y")

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project with everything its tests need. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+
+# Semantic ranking needs PyTorch. Take the CPU build first (on these machines a local wheel), so that the
+# `semantic` extra does not pull a multi-gigabyte CUDA build; without it the ranker runs lexical-only.
+extras="test"
+if .venv/bin/python -m pip install --quiet "torch==2.13.0"; then
+    extras="test,semantic"
+else
+    echo "setup: PyTorch 2.13.0 (CPU) not available; installing without the semantic extra" >&2
+fi
+.venv/bin/python -m pip install --quiet -e ".[${extras}]"
+echo "setup: installed into .venv with extras [${extras}]"

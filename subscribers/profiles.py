@@ -1,0 +1,147 @@
+"""Subscriber profiles: validation of what people type, and add / update / list / remove."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, select
+
+from newsletter.errors import InvalidInput, NotFound
+from newsletter.models import Subscriber, SubscriberStatus, utcnow
+
+FREQUENCIES = ("daily", "weekly")
+_CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}
+
+
+def reject_control_chars(value: str, field: str) -> str:
+    """CR, LF and other control characters never belong in a profile field (they could forge headers)."""
+    bad = sorted({repr(ch) for ch in value if ch in _CONTROL_CHARS and ch != "\t"})
+    if bad:
+        raise InvalidInput(f"{field} contains control characters ({', '.join(bad)}); remove line breaks")
+    return value
+
+
+def normalize_email(address: str) -> str:
+    """Validate syntax (no DNS lookup) and return the address with its domain lower-cased."""
+    reject_control_chars(address, "email address")
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidInput(f"invalid email address {address!r}: {error}") from None
+    local, _, domain = result.normalized.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def split_terms(text: str | Iterable[str] | None, field: str = "keywords") -> list[str]:
+    """'a, b;c' or ['a', 'b'] -> ['a', 'b', 'c'], stripped, de-duplicated case-insensitively, order kept."""
+    if text is None:
+        return []
+    parts = text.replace(";", ",").split(",") if isinstance(text, str) else list(text)
+    terms: list[str] = []
+    seen: set[str] = set()
+    for part in parts:
+        term = " ".join(reject_control_chars(part, field).split())
+        if term and term.lower() not in seen:
+            seen.add(term.lower())
+            terms.append(term)
+    return terms
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
+    if name not in available_timezones() and name != "UTC":
+        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)")
+    return name
+
+
+def check_send_hour(hour: int) -> int:
+    if not 0 <= hour <= 23:
+        raise InvalidInput(f"send hour must be between 0 and 23, not {hour}")
+    return hour
+
+
+def check_frequency(frequency: str) -> str:
+    if frequency not in FREQUENCIES:
+        raise InvalidInput(f"frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
+    return frequency
+
+
+def validated_profile(**fields) -> dict:
+    """Check every profile field given; returns the cleaned values. Raises InvalidInput on the first bad one."""
+    cleaners = {
+        "name": lambda v: " ".join(reject_control_chars(v, "name").split()),
+        "interests": lambda v: reject_control_chars(v, "interests").strip(),
+        "keywords": lambda v: split_terms(v, "keywords"),
+        "followed_authors": lambda v: split_terms(v, "followed authors"),
+        "excluded_keywords": lambda v: split_terms(v, "excluded keywords"),
+        "timezone": check_timezone,
+        "send_hour": check_send_hour,
+        "frequency": check_frequency,
+    }
+    unknown = set(fields) - set(cleaners)
+    if unknown:
+        raise InvalidInput(f"unknown profile fields: {', '.join(sorted(unknown))}")
+    return {name: cleaners[name](value) for name, value in fields.items() if value is not None}
+
+
+def add_subscriber(session: Session, email: str, *, status: str = SubscriberStatus.pending, **profile) -> Subscriber:
+    """Create a subscriber. An existing address is an error: use update_profile to change it."""
+    address = normalize_email(email)
+    cleaned = validated_profile(**profile)
+    if find_subscriber(session, address) is not None:
+        raise InvalidInput(f"{address} is already subscribed")
+    subscriber = Subscriber(email=address, status=str(SubscriberStatus(status).value), **cleaned)
+    if subscriber.status == SubscriberStatus.active:
+        subscriber.confirmed_at = utcnow()
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def update_profile(session: Session, subscriber: Subscriber, **profile) -> Subscriber:
+    for name, value in validated_profile(**profile).items():
+        setattr(subscriber, name, value)
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+
+
+def get_subscriber(session: Session, email_or_id: str | int) -> Subscriber:
+    """By id, or by address (normalized first). Raises NotFound."""
+    if isinstance(email_or_id, int) or str(email_or_id).isdigit():
+        subscriber = session.get(Subscriber, int(email_or_id))
+    else:
+        subscriber = find_subscriber(session, normalize_email(str(email_or_id)))
+    if subscriber is None:
+        raise NotFound(f"no subscriber {email_or_id}")
+    return subscriber
+
+
+def list_subscribers(session: Session, status: str | None = None) -> list[Subscriber]:
+    query = select(Subscriber).order_by(Subscriber.id)
+    if status:
+        query = query.where(Subscriber.status == status)
+    return list(session.exec(query))
+
+
+def remove_subscriber(session: Session, email: str) -> None:
+    """Forget a subscriber entirely, with their delivery history (a GDPR-style erasure)."""
+    from newsletter.models import Delivery, Pick
+
+    subscriber = get_subscriber(session, email)
+    deliveries = session.exec(select(Delivery).where(Delivery.subscriber_id == subscriber.id)).all()
+    for delivery in deliveries:
+        for pick in session.exec(select(Pick).where(Pick.delivery_id == delivery.id)):
+            session.delete(pick)
+        session.delete(delivery)
+    session.delete(subscriber)
+    session.flush()

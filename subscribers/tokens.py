@@ -1,0 +1,51 @@
+"""Signed, purpose-bound tokens for the links in emails (unsubscribe, confirm, preferences, feedback).
+
+A token names one subscriber and one purpose, and carries a fingerprint of the subscriber's address, so a token
+minted for one purpose or one person never acts for another, and a re-created account does not honour old links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from newsletter.config import Settings, get_settings
+from newsletter.errors import BadToken
+
+PURPOSES = ("unsubscribe", "confirm", "preferences", "feedback", "view")
+MAX_AGE = {"confirm": 7 * 86400, "preferences": 90 * 86400}  # others never expire: old emails keep working
+
+
+def _serializer(purpose: str, settings: Settings) -> URLSafeTimedSerializer:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return URLSafeTimedSerializer(settings.signing_key, salt=f"newsletter.{purpose}")
+
+
+def _fingerprint(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()[:12]
+
+
+def make_token(purpose: str, subscriber_id: int, email: str, extra: dict | None = None,
+               settings: Settings | None = None) -> str:
+    payload = {"s": subscriber_id, "e": _fingerprint(email), **(extra or {})}
+    return _serializer(purpose, settings or get_settings()).dumps(payload)
+
+
+def read_token(purpose: str, token: str, settings: Settings | None = None, max_age: int | None = None) -> dict:
+    """The payload of a valid token for `purpose`. Raises BadToken when tampered, expired or for another purpose."""
+    serializer = _serializer(purpose, settings or get_settings())
+    try:
+        payload = serializer.loads(token, max_age=max_age or MAX_AGE.get(purpose))
+    except SignatureExpired:
+        raise BadToken("this link has expired") from None
+    except BadSignature:
+        raise BadToken("this link is not valid (it may have been cut short or altered)") from None
+    if not isinstance(payload, dict) or "s" not in payload or "e" not in payload:
+        raise BadToken("this link is not valid")
+    return payload
+
+
+def token_matches(payload: dict, email: str) -> bool:
+    return payload.get("e") == _fingerprint(email)

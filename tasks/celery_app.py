@@ -1,0 +1,34 @@
+"""The Celery application, configured from settings. Workers: `celery -A tasks.celery_app worker`."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from newsletter.config import Settings, get_settings
+from tasks.schedule import beat_schedule
+
+VISIBILITY_TIMEOUT = 6 * 3600  # longer than any task, so Redis never re-delivers a task that is still running
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    celery = Celery("newsletter", broker=settings.redis_url, backend=settings.redis_url, include=["tasks.tasks"])
+    celery.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,  # a task lost with its worker is run again; the ledger makes that safe
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        result_expires=24 * 3600,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule=beat_schedule(settings),
+        broker_connection_retry_on_startup=True,
+    )
+    return celery
+
+
+app = create_celery()

@@ -1,0 +1,78 @@
+import json
+import os
+import subprocess
+import sys
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from tests.conftest import FIXTURES
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_subscribers_add_list_remove(settings):
+    result = run("subscribers", "add", "ada@example.org", "--interests", "long-context LLMs",
+                 "--keywords", "KV cache, MoE", "--timezone", "Europe/Paris", "--send-hour", "6")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(run("subscribers", "list", "--json").output)
+    assert listed[0]["email"] == "ada@example.org" and listed[0]["keywords"] == ["KV cache", "MoE"]
+    assert listed[0]["timezone"] == "Europe/Paris" and listed[0]["send_hour"] == 6
+    assert run("subscribers", "remove", "ada@example.org").exit_code == 0
+    assert json.loads(run("subscribers", "list", "--json").output) == []
+
+
+def test_bad_input_is_one_line_and_exit_code_1(settings):
+    for args, expected in [
+        (("subscribers", "add", "not-an-address"), "invalid email address"),
+        (("subscribers", "add", "x@example.org", "--timezone", "Nowhere/City"), "unknown time zone"),
+        (("subscribers", "remove", "ghost@example.org"), "no subscriber"),
+        (("ingest", str(FIXTURES / "missing.json")), "no such file"),
+        (("recommend", "ghost@example.org"), "no subscriber"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert expected in result.output and "Traceback" not in result.output
+
+
+def test_ingest_and_recommend_json(settings):
+    assert run("ingest", "--sample").exit_code == 0
+    run("subscribers", "add", "ada@example.org", "--interests", "KV cache compression", "--keywords", "KV cache")
+    result = run("recommend", "ada@example.org", "--json", "--limit", "1000")
+    rows = json.loads(result.output)
+    assert len(rows) == 436  # every candidate can be listed
+    assert {"id", "title", "score", "reasons"} <= set(rows[0])
+    assert rows[0]["score"] >= rows[-1]["score"] and isinstance(rows[0]["reasons"], list)
+
+
+def test_preview_writes_the_exact_email(settings, tmp_path):
+    run("ingest", "--sample")
+    run("subscribers", "add", "ada@example.org", "--interests", "diffusion models")
+    assert run("preview", "ada@example.org", "--out", str(tmp_path / "a.eml")).exit_code == 0
+    message = message_from_bytes((tmp_path / "a.eml").read_bytes(), policy=default)
+    assert message["To"] == "ada@example.org" and message["List-Unsubscribe"]
+    text = run("preview", "ada@example.org", "--text").output
+    assert "Unsubscribe: https://digest.example.org/unsubscribe/" in text
+
+
+def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):
+    env = {**os.environ, "NEWSLETTER_DATA_DIR": str(tmp_path / "var"), "NEWSLETTER_DATABASE_URL": ""}
+    command = [sys.executable, "-m", "newsletter", "demo"]
+    first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "emails sent: 6" in first.stdout
+    outbox = tmp_path / "var" / "outbox"
+    emails = sorted(outbox.glob("*.eml"))
+    assert len(emails) == 6
+    assert all(message_from_bytes(p.read_bytes(), policy=default)["List-Unsubscribe"] for p in emails)
+    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "emails sent: 0" in second.stdout
+    assert len(list(outbox.glob("*.eml"))) == 6
+    assert Path(tmp_path / "var" / "newsletter.db").exists()
