@@ -10,7 +10,7 @@ import datetime as dt
 from datetime import datetime, timezone
 from enum import Enum
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -58,6 +58,9 @@ class Paper(SQLModel, table=True):
     source: str = ""
     published_at: datetime | None = None
     ingested_at: datetime = Field(default_factory=utcnow, index=True)
+    # Sentence embedding of title + abstract (float32 bytes), computed once at ingest; None until embedded.
+    embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    embedding_model: str = ""
 
 
 class Subscriber(SQLModel, table=True):
@@ -72,6 +75,9 @@ class Subscriber(SQLModel, table=True):
     timezone: str = "UTC"
     send_hour: int = 7
     frequency: str = "daily"
+    paused: bool = False  # paused subscribers keep their profile but receive nothing until they resume
+    consent: str = ""  # how consent was obtained: double-opt-in, operator-asserted, ...
+    soft_bounces: int = 0  # consecutive soft bounces; reset by a successful delivery
     created_at: datetime = Field(default_factory=utcnow)
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None
@@ -96,8 +102,31 @@ class Delivery(SQLModel, table=True):
     message_id: str | None = None
     attempts: int = 0
     error: str | None = None
+    next_attempt_at: datetime | None = None  # after a temporary failure: not before this time
     claimed_at: datetime | None = None
     sent_at: datetime | None = None
+
+
+class Feedback(SQLModel, table=True):
+    """A reader's judgement of a paper: "more" (positive) or "less" (negative). The latest one counts."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    paper_id: int = Field(foreign_key="paper.id", index=True)
+    kind: str = Field(max_length=10)  # "more" | "less"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    """Something that happened to a subscriber: unsubscribe, bounce, complaint, confirm, ... (for stats and audit)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
+    kind: str = Field(index=True, max_length=30)
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Pick(SQLModel, table=True):

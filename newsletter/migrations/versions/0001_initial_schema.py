@@ -43,6 +43,8 @@ def upgrade() -> None:
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('published_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('ingested_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('embedding', sa.LargeBinary(), nullable=True),
+    sa.Column('embedding_model', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('paper', schema=None) as batch_op:
@@ -62,6 +64,9 @@ def upgrade() -> None:
     sa.Column('timezone', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('send_hour', sa.Integer(), nullable=False),
     sa.Column('frequency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('paused', sa.Boolean(), nullable=False),
+    sa.Column('consent', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('soft_bounces', sa.Integer(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('confirmed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('unsubscribed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -79,6 +84,7 @@ def upgrade() -> None:
     sa.Column('message_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('next_attempt_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('claimed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['edition_id'], ['edition.id'], ),
@@ -90,6 +96,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_edition_id'), ['edition_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_subscriber_id'), ['subscriber_id'], unique=False)
+
+    op.create_table('event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('subscriber_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_event_kind'), ['kind'], unique=False)
+        batch_op.create_index(batch_op.f('ix_event_subscriber_id'), ['subscriber_id'], unique=False)
+
+    op.create_table('feedback',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('subscriber_id', sa.Integer(), nullable=False),
+    sa.Column('paper_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['paper_id'], ['paper.id'], ),
+    sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('subscriber_id', 'paper_id')
+    )
+    with op.batch_alter_table('feedback', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_feedback_paper_id'), ['paper_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_feedback_subscriber_id'), ['subscriber_id'], unique=False)
 
     op.create_table('pick',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -117,6 +152,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_pick_delivery_id'))
 
     op.drop_table('pick')
+    with op.batch_alter_table('feedback', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_feedback_subscriber_id'))
+        batch_op.drop_index(batch_op.f('ix_feedback_paper_id'))
+
+    op.drop_table('feedback')
+    with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_subscriber_id'))
+        batch_op.drop_index(batch_op.f('ix_event_kind'))
+        batch_op.drop_index(batch_op.f('ix_event_created_at'))
+
+    op.drop_table('event')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_subscriber_id'))
         batch_op.drop_index(batch_op.f('ix_delivery_status'))
