@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from newsletter.config import Settings
 from newsletter.models import Delivery, Paper, Pick, Subscriber
 from newsletter.ranking import CandidatePool, Recommendation, candidate_papers, sent_paper_ids
+from newsletter.ranking.feedback import feedback_url
 from newsletter.render import Links, RenderedEmail, render_edition
 from newsletter.render.context import paper_view
 from newsletter.render.mime import address_domain, build_message
@@ -40,7 +41,8 @@ def render_for(subscriber: Subscriber, day: date, picks: list[Recommendation], t
         day=day,
         recipient=subscriber.email,
         interests=subscriber.interests or ", ".join(subscriber.keywords),
-        papers=[paper_view(r.paper, r.reasons) for r in picks],
+        papers=[paper_view(r.paper, r.reasons, feedback_url(subscriber, r.paper.id, "more", settings),
+                           feedback_url(subscriber, r.paper.id, "less", settings)) for r in picks],
         trending=[paper_view(p) for p in trending],
         links=subscriber_links(subscriber, settings),
         postal_address=settings.postal_address,

@@ -16,3 +16,12 @@ else
 fi
 .venv/bin/python -m pip install --quiet -e ".[${extras}]"
 echo "setup: installed into .venv with extras [${extras}]"
+
+# Browser tests drive Debian's Chromium through Playwright; never a browser downloaded by a test tool.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+    else
+        echo "setup: /usr/bin/chromium missing and cannot install it here; browser tests will be skipped" >&2
+    fi
+fi

@@ -49,3 +49,18 @@ def test_upvotes_break_ties_but_do_not_beat_relevance(session, settings):
     assert popular.id not in [r.paper.id for r in picks]
     nobody = add_active(session, "n@example.org")
     assert live_picks(session, nobody, TODAY, settings, 1)[0].paper.id == popular.id
+
+
+def test_feedback_is_recorded_once_per_paper_and_latest_wins(session, settings):
+    import pytest
+    from newsletter.errors import InvalidInput
+    from newsletter.ranking.feedback import feedback_of, record_feedback
+
+    ingest_sample(session)
+    reader = add_active(session, "r@example.org", "diffusion")
+    paper_id = live_picks(session, reader, TODAY, settings, 1)[0].paper.id
+    record_feedback(session, reader, paper_id, "more")
+    record_feedback(session, reader, paper_id, "less")
+    assert feedback_of(session, reader.id) == {paper_id: "less"}
+    with pytest.raises(InvalidInput):
+        record_feedback(session, reader, paper_id, "love")
