@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from newsletter import cli_editions, cli_send, cli_transfer
 from newsletter import db
+from newsletter.cli_support import console, err_console, expected_errors, parse_day, today  # noqa: F401
 from newsletter.config import get_settings
 from newsletter.errors import NewsletterError
 from newsletter.log import configure as configure_logging
@@ -21,39 +20,17 @@ from newsletter.log import configure as configure_logging
 app = typer.Typer(help="Paper Digest: a personalized research-paper newsletter.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-subscribers_app = typer.Typer(help="Add, list and remove subscribers.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Add, list, remove, import and export subscribers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
 
-console = Console()
-err_console = Console(stderr=True)
-
-
-def expected_errors(command):
-    """Report NewsletterError as one line on stderr with exit code 1, never as a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except NewsletterError as error:
-            err_console.print(f"[red]error:[/red] {error}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def today() -> date:
-    return datetime.now(timezone.utc).date()
-
-
-def parse_day(value: Optional[str]) -> date:
-    if not value:
-        return today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise NewsletterError(f"--date must be YYYY-MM-DD, not {value!r}") from None
+# Operations commands live in their own modules (send, test-send, editions, stats, subscribers import/export).
+app.command("send")(cli_send.send)
+app.command("test-send")(cli_send.test_send)
+app.add_typer(cli_editions.editions_app, name="editions")
+app.command("stats")(cli_editions.stats)
+subscribers_app.command("import")(cli_transfer.subscribers_import)
+subscribers_app.command("export")(cli_transfer.subscribers_export)
 
 
 @app.callback()
@@ -115,22 +92,6 @@ def recommend(
     for rank, r in enumerate(picks, start=1):
         table.add_row(str(rank), f"{r.score:.3f}", r.paper.title, "; ".join(r.reasons))
     console.print(table)
-
-
-@app.command()
-@expected_errors
-def send(day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
-         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Send at most N messages this run.")) -> None:
-    """Plan the edition for --date and send it to every active subscriber not yet sent (in-process)."""
-    from newsletter.pipeline import run_daily
-
-    with db.session_scope() as session:
-        report = run_daily(session, parse_day(day), get_settings(), limit=limit)
-    s = report.send
-    console.print(f"edition {s.edition_id}: planned {report.plan.planned} new, sent {s.sent}, failed {s.failed}, "
-                  f"deferred {s.deferred}, skipped {s.skipped}")
-    for line in s.errors[:20]:
-        err_console.print(f"  {line}", highlight=False)
 
 
 @app.command()

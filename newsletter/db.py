@@ -80,3 +80,19 @@ def current_revision(url: str | None = None) -> str | None:
 
     with get_engine(url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def throwaway_session(url: str | None = None) -> Iterator[Session]:
+    """A session whose every write, savepoints included, is rolled back at the end (for dry runs)."""
+    engine = get_engine(url)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # pysqlite begins no transaction before a SAVEPOINT, so releasing one would commit it: hold one open.
+            connection.exec_driver_sql("BEGIN")
+        with Session(bind=connection, expire_on_commit=False) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+                connection.rollback()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlmodel import Session
 
 from newsletter.errors import BadToken
+from newsletter.log import event
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
 from subscribers.tokens import read_token, token_matches
+
+log = logging.getLogger("newsletter.subscribers")
 
 
 def subscriber_for_token(session: Session, purpose: str, token: str) -> tuple[Subscriber, dict]:
@@ -25,6 +30,7 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> bool:
     subscriber.unsubscribed_at = utcnow()
     session.add(subscriber)
     session.flush()
+    event(log, "subscriber unsubscribed", subscriber=subscriber.id, email=subscriber.email)
     return True
 
 

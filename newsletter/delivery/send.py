@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, select
 
 from newsletter.compose import compose_delivery, message_id_for, trending_papers
 from newsletter.config import Settings
@@ -27,14 +28,22 @@ class SendReport:
     deferred: int = 0  # temporary failures, left pending for a later run
     skipped: int = 0  # suppressed at send time, or taken by another sender
     errors: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the run ended before the last pending row: "interrupted", "edition paused", ...
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.failed + self.deferred + self.skipped
 
 
 def send_edition(session: Session, edition_id: int, settings: Settings, *, limit: int | None = None,
                  delivery_ids: list[int] | None = None,
-                 on_progress: Callable[[SendReport], None] | None = None) -> SendReport:
-    """Send the pending deliveries of an edition (all, or those in `delivery_ids`) once.
+                 on_progress: Callable[[SendReport], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> SendReport:
+    """Send the pending deliveries of an edition (all, or only those in `delivery_ids`) once.
 
-    Safe to run again and beside other senders: each row is claimed before it is sent.
+    Safe to run again and beside other senders: each row is claimed before it is sent. Before each claim the
+    edition's status is read again, so a pause or cancel from elsewhere takes effect after the message in flight;
+    `should_stop` (e.g. set by Ctrl-C) ends the run the same way. Unsent rows stay pending for the next run.
     """
     edition = session.get(Edition, edition_id)
     report = SendReport(edition_id=edition_id)
@@ -44,27 +53,45 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     trending_pool = trending_papers(session, edition.date, settings)
     consecutive_deferrals = 0
     with SmtpSender(settings) as sender:
-        for delivery_id in delivery_ids or ledger.pending_ids(session, edition_id, limit=limit):
+        if delivery_ids is None:
+            delivery_ids = ledger.pending_ids(session, edition_id, limit=limit)
+        for delivery_id in delivery_ids:
+            report.stopped = _reason_to_stop(session, edition_id, should_stop)
+            if report.stopped:
+                break
             deferred_before = report.deferred
             _send_one(session, sender, delivery_id, edition, trending_pool, settings, report)
             consecutive_deferrals = consecutive_deferrals + 1 if report.deferred > deferred_before else 0
             if on_progress:
                 on_progress(report)
             if consecutive_deferrals >= MAX_CONSECUTIVE_DEFERRALS:
-                report.errors.append(f"stopped after {consecutive_deferrals} temporary failures in a row")
+                report.stopped = f"{consecutive_deferrals} temporary failures in a row"
+                report.errors.append(f"stopped after {report.stopped}")
                 break
     _update_edition_status(session, edition)
     return report
 
 
+def _reason_to_stop(session: Session, edition_id: int, should_stop: Callable[[], bool] | None) -> str:
+    if should_stop and should_stop():
+        return "interrupted"
+    status = session.exec(select(Edition.status).where(Edition.id == edition_id)).one()
+    session.commit()  # end the read transaction so the next check sees a fresh status
+    if status in (EditionStatus.paused, EditionStatus.cancelled):
+        return f"edition {status}"
+    return ""
+
+
 def _update_edition_status(session: Session, edition: Edition) -> None:
-    session.refresh(edition)
-    if edition.status in (EditionStatus.paused, EditionStatus.cancelled):
-        return
-    open_rows = ledger.pending_ids(session, edition.id, limit=1)
-    edition.status = (EditionStatus.sending if open_rows else EditionStatus.done).value
-    session.add(edition)
+    """`sending` while rows are pending, else `done`; a pause or cancel made meanwhile always wins."""
+    still_open = bool(ledger.pending_ids(session, edition.id, limit=1))
+    session.exec(
+        update(Edition)
+        .where(Edition.id == edition.id, Edition.status.not_in((EditionStatus.paused, EditionStatus.cancelled)))
+        .values(status=(EditionStatus.sending if still_open else EditionStatus.done).value)
+    )
     session.commit()
+    session.refresh(edition)
 
 
 def _send_one(session: Session, sender: SmtpSender, delivery_id: int, edition: Edition, trending_pool: list,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from newsletter.errors import FeedError
 from newsletter.ingest import arxiv_atom, hf_json, listing_text
 from newsletter.ingest.paper_in import PaperIn
 from newsletter.ingest.store import IngestResult, upsert_papers
+from newsletter.log import event
 
 PARSERS = {"hf-json": hf_json.parse, "arxiv-atom": arxiv_atom.parse, "listing": listing_text.parse}
 FORMATS = tuple(PARSERS)
 SAMPLE_DIR = resources.files("newsletter") / "sample"
+log = logging.getLogger("newsletter.ingest")
 
 
 def detect_format(text: str) -> str:
@@ -58,7 +61,10 @@ def parse_source(text: str, source: str, format: str | None = None) -> list[Pape
 def ingest(session: Session, source: str, format: str | None = None) -> IngestResult:
     """Read, parse and store one source. A malformed source raises FeedError and stores nothing."""
     papers = parse_source(read_source(source), source, format)
-    return upsert_papers(session, papers, source)
+    result = upsert_papers(session, papers, source)
+    event(log, "papers ingested", source=source, entries=result.seen, new=result.new, updated=result.updated,
+          duplicates=result.duplicates)
+    return result
 
 
 def sample_sources() -> list[str]:

@@ -1,0 +1,251 @@
+"""`newsletter send` and `newsletter test-send`: run an edition with a progress bar, or try one email out.
+
+Ctrl-C during a send: the first one lets the message in flight finish and be recorded, then stops; every row not
+sent stays `pending`, so running the same command again resumes without sending anyone twice. A second Ctrl-C
+aborts at once: the row in flight stays `sending` and the ledger's lease rule (15 minutes) puts it back to
+`pending` for a later run, which may then send it a second time with the same Message-ID if the server had
+already accepted it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from dataclasses import asdict
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session, select
+
+from newsletter import db
+from newsletter.cli_support import console, err_console, expected_errors, parse_day
+from newsletter.config import Settings, get_settings
+from newsletter.errors import InvalidInput, NewsletterError
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
+
+EXIT_INTERRUPTED = 130  # the shell's convention for "stopped by SIGINT"
+DRY_RUN_ROWS_SHOWN = 50
+
+
+class StopOnCtrlC:
+    """First Ctrl-C asks the send loop to stop after the message in flight; a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> StopOnCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} msg/s" if speed else "- msg/s", style="progress.data.speed")
+
+
+def send_with_progress(session: Session, edition_id: int, settings: Settings, *, limit: int | None = None,
+                       delivery_ids: list[int] | None = None):
+    """send_edition with a Rich progress bar (sent / failed / skipped / deferred, rate, ETA) and Ctrl-C handling."""
+    from newsletter.delivery import ledger
+    from newsletter.delivery.send import send_edition
+
+    total = len(delivery_ids) if delivery_ids is not None else len(ledger.pending_ids(session, edition_id, limit=limit))
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("sent {task.fields[sent]} · failed {task.fields[failed]} · skipped {task.fields[skipped]}"
+                   " · deferred {task.fields[deferred]}"),
+        RateColumn(), TimeRemainingColumn(), console=err_console)
+    with StopOnCtrlC() as stop, progress:  # log lines are printed above the bar (see newsletter.log)
+        task = progress.add_task(f"edition {edition_id}", total=total, sent=0, failed=0, skipped=0, deferred=0)
+
+        def update(report) -> None:
+            progress.update(task, completed=report.handled, sent=report.sent, failed=report.failed,
+                            skipped=report.skipped, deferred=report.deferred,
+                            description="stopping after this message" if stop.is_set() else f"edition {edition_id}")
+
+        return send_edition(session, edition_id, settings, limit=limit, delivery_ids=delivery_ids,
+                            on_progress=update, should_stop=stop.is_set)
+
+
+def deliver(session: Session, edition: Edition, settings: Settings, *, limit: int | None, only_ids: list[int] | None,
+            via_celery: bool, as_json: bool, plan: dict | None = None) -> None:
+    """Send (or enqueue) the edition's pending rows, print the outcome, and exit with the right code."""
+    delivery_ids = _pending_for(session, edition.id, only_ids, limit) if only_ids is not None or via_celery else None
+    if via_celery:
+        from tasks.enqueue import enqueue_send
+
+        task_ids = enqueue_send(settings, edition.id, delivery_ids)
+        _print({"plan": plan, "edition_id": edition.id, "enqueued": len(delivery_ids), "tasks": task_ids}, as_json,
+               f"edition {edition.id}: {len(delivery_ids)} deliveries enqueued in {len(task_ids)} send_batch tasks")
+        return
+    if delivery_ids == []:
+        report = None
+    else:
+        report = send_with_progress(session, edition.id, settings, limit=limit, delivery_ids=delivery_ids)
+    _report_send(edition, report, plan, as_json)
+
+
+def _pending_for(session: Session, edition_id: int, only_ids: list[int] | None, limit: int | None) -> list[int]:
+    query = (select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending)
+             .order_by(Delivery.id))
+    if only_ids is not None:
+        query = query.where(Delivery.subscriber_id.in_(only_ids))
+    if limit:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def _report_send(edition: Edition, report, plan: dict | None, as_json: bool) -> None:
+    if report is None:
+        _print({"plan": plan, "send": None}, as_json, f"edition {edition.id}: nothing to send")
+        return
+    planned = f"planned {plan['planned']} new, " if plan else ""
+    _print({"plan": plan, "send": asdict(report)}, as_json,
+           f"edition {edition.id}: {planned}sent {report.sent}, failed {report.failed}, deferred {report.deferred}, "
+           f"skipped {report.skipped}")
+    for line in report.errors[:20]:
+        err_console.print(f"  {line}", highlight=False)
+    if report.stopped == "interrupted":
+        err_console.print(f"interrupted after {report.handled} messages: the rows not sent stay pending; "
+                          "run the same command again to resume", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if report.stopped.startswith("edition "):
+        err_console.print(f"stopped: {report.stopped} (newsletter editions resume {edition.id} continues it)",
+                          highlight=False)
+    elif report.stopped:
+        raise NewsletterError(f"stopped after {report.stopped}; the rest stays pending for the next run")
+
+
+def _print(data: dict, as_json: bool, line: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        console.print(line, highlight=False)
+
+
+def _only_ids(session: Session, emails: list[str]) -> list[int] | None:
+    from subscribers.profiles import get_subscriber
+
+    if not emails:
+        return None
+    subscribers = [get_subscriber(session, email) for email in emails]
+    for subscriber in subscribers:
+        if subscriber.status != SubscriberStatus.active:
+            raise InvalidInput(f"{subscriber.email} is {subscriber.status}: only active subscribers get editions")
+    return [s.id for s in subscribers]
+
+
+def require_open(edition: Edition) -> None:
+    if edition.status == EditionStatus.paused:
+        raise InvalidInput(f"edition {edition.id} ({edition.date}) is paused; "
+                           f"`newsletter editions resume {edition.id}` continues it")
+    if edition.status == EditionStatus.cancelled:
+        raise InvalidInput(f"edition {edition.id} ({edition.date}) is cancelled; nothing more is sent")
+
+
+@expected_errors
+def send(
+    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and print who would get what; send and store nothing."),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Only this subscriber (repeatable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Send at most N messages this run."),
+    via_celery: bool = typer.Option(False, "--via-celery", help="Plan here, then enqueue send_batch tasks for the "
+                                                                "Celery workers instead of sending in-process."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan and the outcome as JSON."),
+) -> None:
+    """Plan the edition for --date and send it to every active subscriber not yet sent, with a progress bar.
+
+    Ctrl-C stops after the message in flight; run the same command again to resume (nobody gets it twice).
+    Exit code 130 after an interruption, 1 on an error.
+    """
+    from newsletter.editions import get_or_create_edition, plan_edition
+
+    settings = get_settings()
+    the_day = parse_day(day)
+    if dry_run:
+        with db.throwaway_session() as session:
+            _dry_run(session, the_day, settings, _only_ids(session, only or []), as_json)
+        return
+    with db.session_scope() as session:
+        only_ids = _only_ids(session, only or [])
+        edition = get_or_create_edition(session, the_day)
+        require_open(edition)
+        plan = asdict(plan_edition(session, the_day, settings, only=only_ids))
+        session.commit()
+        deliver(session, edition, settings, limit=limit, only_ids=only_ids, via_celery=via_celery, as_json=as_json,
+                plan=plan)
+
+
+def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] | None, as_json: bool) -> None:
+    """Plan in a throwaway session: the printout is exactly what a real run would plan, and nothing is kept."""
+    from newsletter.compose import delivery_picks
+    from newsletter.editions import plan_edition
+
+    plan = plan_edition(session, the_day, settings, only=only_ids)
+    edition = session.get(Edition, plan.edition_id)
+    query = (select(Delivery, Subscriber).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+             .where(Delivery.edition_id == plan.edition_id).order_by(Delivery.id))
+    if only_ids is not None:
+        query = query.where(Delivery.subscriber_id.in_(only_ids))
+    rows = []
+    for delivery, subscriber in session.exec(query).all():
+        picks = delivery_picks(session, delivery)
+        rows.append({"email": subscriber.email, "status": delivery.status, "papers": len(picks),
+                     "top_paper": picks[0].paper.title if picks else None, "note": delivery.error})
+    status = edition.status
+    would_send = sum(1 for row in rows if row["status"] == DeliveryStatus.pending)
+    if as_json:
+        typer.echo(json.dumps({"date": the_day.isoformat(), "edition_status": status, "would_send": would_send,
+                               "rows": rows}, ensure_ascii=False, indent=2))
+        return
+    table = Table("subscriber", "delivery", "papers", "top paper", title=f"dry run: edition of {the_day}")
+    for row in rows[:DRY_RUN_ROWS_SHOWN]:
+        label = "would send" if row["status"] == DeliveryStatus.pending else row["status"]
+        table.add_row(row["email"], label, str(row["papers"]), row["top_paper"] or (row["note"] or "-"))
+    console.print(table)
+    if len(rows) > DRY_RUN_ROWS_SHOWN:
+        console.print(f"... and {len(rows) - DRY_RUN_ROWS_SHOWN} more (--json lists all)")
+    note = f" (the edition is {status}: a real send would refuse)" if status in ("paused", "cancelled") else ""
+    console.print(f"dry run: would send {would_send} of {len(rows)}; nothing was sent or stored{note}",
+                  highlight=False)
+
+
+@expected_errors
+def test_send(
+    to: str = typer.Argument(..., help="The test address that receives the email."),
+    as_email: str = typer.Option(..., "--as", help="The subscriber (address or id) whose email to send."),
+    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+) -> None:
+    """Send the exact email the subscriber --as gets for --date to the address TO, marked as a test.
+
+    The subject starts with "[TEST] " and an X-Newsletter-Test header names the subscriber; no delivery is
+    recorded, and the List-Unsubscribe headers are left out so the test copy cannot unsubscribe the subscriber.
+    """
+    from newsletter.delivery.test_email import send_test_email
+    from subscribers.profiles import get_subscriber
+
+    settings = get_settings()
+    with db.throwaway_session() as session:  # a test send records nothing
+        subscriber = get_subscriber(session, as_email)
+        message_id = send_test_email(session, subscriber, parse_day(day), to, settings)
+        as_address = subscriber.email
+    console.print(f"test email for {as_address} sent to {to} ({message_id})", highlight=False)

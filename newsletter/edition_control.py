@@ -1,0 +1,93 @@
+"""Operators' control of an edition: find it, count its deliveries, pause, resume or cancel it.
+
+Pausing only changes the edition's status; senders read it before each claim (see `send_edition`), so the run
+stops after the message in flight and every unsent row stays `pending`. Resuming reopens the edition and the
+next send picks up exactly those rows: nobody is sent twice (the ledger) and nobody is skipped (rows stay pending).
+Cancelling is final: the rows still pending are marked `skipped` with the reason, the rows already sent stay sent.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from newsletter.errors import InvalidInput, NotFound
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
+
+OPEN = (EditionStatus.planned, EditionStatus.sending)
+
+
+def find_edition(session: Session, key: str | int) -> Edition:
+    """An edition by id (`3`) or by date (`2026-11-25`). Raises NotFound."""
+    text = str(key).strip()
+    if text.isdigit():
+        edition = session.get(Edition, int(text))
+    else:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(f"an edition is named by its id or its date (YYYY-MM-DD), not {text!r}") from None
+        edition = session.exec(select(Edition).where(Edition.date == day)).first()
+    if edition is None:
+        raise NotFound(f"no edition {text}")
+    return edition
+
+
+def delivery_counts(session: Session, edition_id: int | None = None) -> dict[str, int]:
+    """Deliveries by status (every status present, zero when none), for one edition or all."""
+    query = select(Delivery.status, func.count()).group_by(Delivery.status)
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    counts = {status.value: 0 for status in DeliveryStatus}
+    counts.update({status: count for status, count in session.exec(query)})
+    return counts
+
+
+def pause_edition(session: Session, edition: Edition) -> bool:
+    """Stop sending after the messages in flight. False when it was already paused."""
+    if edition.status == EditionStatus.paused:
+        return False
+    _require(edition, OPEN, "pause")
+    return _set_status(session, edition, EditionStatus.paused)
+
+
+def resume_edition(session: Session, edition: Edition) -> bool:
+    """Reopen a paused edition; a send then continues with the rows still pending. False when not paused."""
+    if edition.status in OPEN:
+        return False
+    _require(edition, (EditionStatus.paused,), "resume")
+    return _set_status(session, edition, EditionStatus.sending)
+
+
+def cancel_edition(session: Session, edition: Edition) -> int:
+    """Send nothing more of this edition. Returns how many pending rows were marked skipped."""
+    _require(edition, (*OPEN, EditionStatus.paused), "cancel")
+    _set_status(session, edition, EditionStatus.cancelled)
+    result = session.exec(
+        update(Delivery)
+        .where(Delivery.edition_id == edition.id, Delivery.status == DeliveryStatus.pending)
+        .values(status=DeliveryStatus.skipped.value, error="edition cancelled")
+    )
+    session.flush()
+    return result.rowcount
+
+
+def _require(edition: Edition, allowed: tuple[EditionStatus, ...], action: str) -> None:
+    if edition.status not in allowed:
+        raise InvalidInput(f"cannot {action} edition {edition.id} ({edition.date}): it is {edition.status}")
+
+
+def _set_status(session: Session, edition: Edition, status: EditionStatus) -> bool:
+    """Change the status only if nobody changed it meanwhile (compare-and-set on the row)."""
+    result = session.exec(
+        update(Edition).where(Edition.id == edition.id, Edition.status == edition.status)
+        .values(status=status.value)
+    )
+    if result.rowcount != 1:
+        session.refresh(edition)
+        raise InvalidInput(f"edition {edition.id} changed meanwhile (now {edition.status}); try again")
+    session.flush()
+    session.refresh(edition)
+    return True

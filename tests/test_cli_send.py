@@ -1,0 +1,225 @@
+"""`newsletter send`, `test-send` and `editions ...` against a real SMTP server on loopback (and real Redis)."""
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+import redis
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from newsletter import db
+from newsletter.cli import app
+from newsletter.delivery.send import send_edition
+from newsletter.edition_control import find_edition, pause_edition
+from newsletter.editions import plan_edition
+from newsletter.models import Delivery, Edition
+from newsletter.sink import SaveToFolder, SmtpSink
+from tests.helpers import TODAY, add_active, ingest_sample
+
+runner = CliRunner()
+EMAILS = [f"reader{n}@example.org" for n in range(1, 9)]
+TEST_REDIS = "redis://127.0.0.1:6379/8"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def readers(session):
+    ingest_sample(session)
+    for number, email in enumerate(EMAILS):
+        add_active(session, email, keywords=["LLM", "diffusion", "reinforcement learning", "robotics"][number % 4])
+    return EMAILS
+
+
+def deliveries(session) -> list[Delivery]:
+    session.expire_all()
+    return list(session.exec(select(Delivery).order_by(Delivery.id)))
+
+
+def received(sink) -> list:
+    return [message_from_bytes(e.original_content, policy=default) for e in sink.handler.envelopes]
+
+
+def test_dry_run_sends_and_stores_nothing(session, readers, sink, smtp_settings):
+    result = run("send", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["would_send"] == 8 and {row["email"] for row in plan["rows"]} == set(EMAILS)
+    assert all(row["papers"] == 10 and row["top_paper"] for row in plan["rows"])
+    assert "nothing was sent or stored" in run("send", "--dry-run").output
+    assert sink.handler.envelopes == []
+    assert session.exec(select(Edition)).all() == [] and deliveries(session) == []
+
+
+def test_send_only_and_limit_then_the_rest_exactly_once(session, readers, sink, smtp_settings):
+    only = run("send", "--only", EMAILS[2], "--json")
+    assert only.exit_code == 0, only.output
+    assert json.loads(only.stdout)["send"]["sent"] == 1 and [m["To"] for m in received(sink)] == [EMAILS[2]]
+    limited = run("send", "--limit", "3")
+    assert limited.exit_code == 0 and "sent 3," in limited.output
+    rest = run("send")
+    assert rest.exit_code == 0 and "sent 4," in rest.output
+    assert run("send").output.count("sent 0,") == 1
+    recipients = [m["To"] for m in received(sink)]
+    assert sorted(recipients) == sorted(EMAILS)
+    assert len({m["Message-ID"] for m in received(sink)}) == 8
+    assert find_edition(session, TODAY.isoformat()).status == "done"
+
+
+def test_only_refuses_a_subscriber_who_is_not_active(session, readers, sink, smtp_settings):
+    run("subscribers", "add", "waiting@example.org", "--pending")
+    result = run("send", "--only", "waiting@example.org")
+    assert result.exit_code == 1 and "is pending" in result.output and "Traceback" not in result.output
+    assert sink.handler.envelopes == []
+
+
+def test_test_send_is_the_subscribers_email_marked_and_records_nothing(session, readers, sink, smtp_settings):
+    preview_out = run("preview", EMAILS[0], "--text").stdout
+    result = run("test-send", "qa@example.net", "--as", EMAILS[0])
+    assert result.exit_code == 0, result.output
+    [message] = received(sink)
+    assert sink.handler.envelopes[0].rcpt_tos == ["qa@example.net"] and message["To"] == "qa@example.net"
+    assert message["Subject"].startswith("[TEST] 10 papers for you: ")
+    assert message["X-Newsletter-Test"].startswith(f"yes; as={EMAILS[0]}")
+    assert message["List-Unsubscribe"] is None and message["Message-ID"].startswith("<test-")
+    text = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_content()
+    assert text.strip().splitlines() == preview_out.strip().splitlines()  # the same body, the subscriber's own links included
+    assert session.exec(select(Edition)).all() == [] and deliveries(session) == []
+    bad = run("test-send", "not an address", "--as", EMAILS[0])
+    assert bad.exit_code == 1 and "invalid email address" in bad.output
+
+
+def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(session, readers, sink, smtp_settings):
+    plan = plan_edition(session, TODAY, smtp_settings)
+    session.commit()
+
+    def pause_after_three(report):
+        if report.handled == 3:  # an operator in another process
+            with db.session_scope() as other:
+                pause_edition(other, other.get(Edition, plan.edition_id))
+
+    report = send_edition(session, plan.edition_id, smtp_settings, on_progress=pause_after_three)
+    assert (report.sent, report.stopped) == (3, "edition paused")
+    assert [d.status for d in deliveries(session)].count("pending") == 5
+    refused = run("send")
+    assert refused.exit_code == 1 and "is paused" in refused.output and len(sink.handler.envelopes) == 3
+    assert run("editions", "pause", plan.edition_id).output.strip().endswith("was already paused")
+    resumed = run("editions", "resume", plan.edition_id)
+    assert resumed.exit_code == 0 and "resumed" in resumed.output and "sent 5," in resumed.output
+    messages = received(sink)
+    assert sorted(m["To"] for m in messages) == sorted(EMAILS)
+    assert len({m["Message-ID"] for m in messages}) == 8
+    shown = json.loads(run("editions", "show", TODAY.isoformat(), "--json").stdout)
+    assert shown["status"] == "done" and shown["deliveries"]["sent"] == 8
+    listed = json.loads(run("editions", "list", "--json").stdout)
+    assert [(e["id"], e["deliveries"]["sent"]) for e in listed] == [(plan.edition_id, 8)]
+
+
+def test_cancel_skips_the_unsent_and_refuses_to_send(session, readers, sink, smtp_settings):
+    assert run("send", "--limit", "2").exit_code == 0
+    edition_id = find_edition(session, TODAY.isoformat()).id
+    result = run("editions", "cancel", edition_id)
+    assert result.exit_code == 0 and "6 unsent deliveries skipped" in result.output
+    assert [d.status for d in deliveries(session)].count("skipped") == 6
+    assert all(d.error == "edition cancelled" for d in deliveries(session) if d.status == "skipped")
+    refused = run("send")
+    assert refused.exit_code == 1 and "is cancelled" in refused.output
+    again = run("editions", "resume", edition_id)
+    assert again.exit_code == 1 and "cannot resume" in again.output and len(sink.handler.envelopes) == 2
+
+
+def test_edition_commands_report_unknown_editions_in_one_line(settings):
+    for args in (("editions", "show", "99"), ("editions", "pause", "2020-01-01"), ("editions", "cancel", "x")):
+        result = run(*args)
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+        assert "Traceback" not in result.output
+
+
+class SlowSink(SaveToFolder):
+    """Accepts each message after a pause, so a send is still running when the test interrupts it."""
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.25)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_interrupted_send_resumes_without_duplicates(session, readers, settings, tmp_path):
+    """A real `newsletter send` process gets SIGINT mid-run; a second run finishes the edition."""
+    with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
+        env = {**os.environ, "NEWSLETTER_SMTP_HOST": sink.host, "NEWSLETTER_SMTP_PORT": str(sink.port),
+               "NEWSLETTER_LOG_FORMAT": "json"}
+        command = [sys.executable, "-m", "newsletter", "send"]
+        first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        deadline = time.monotonic() + 60
+        while len(sink.handler.envelopes) < 2 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.02)
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 130, err
+        assert "interrupted after" in err and "Traceback" not in err
+        sent_first = len(sink.handler.envelopes)
+        statuses = [d.status for d in deliveries(session)]
+        assert 2 <= sent_first < 8 and statuses.count("sent") == sent_first  # the message in flight was recorded
+        assert statuses.count("pending") == 8 - sent_first and "sending" not in statuses
+        log_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        assert [line["to"] for line in log_lines if line["event"] == "delivery sent"] == \
+               [e.rcpt_tos[0] for e in sink.handler.envelopes]
+
+        second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+        assert f"sent {8 - sent_first}," in second.stdout
+    messages = received(sink)
+    assert sorted(m["To"] for m in messages) == sorted(EMAILS)
+    assert len({m["Message-ID"] for m in messages}) == 8
+    assert all(d.status == "sent" for d in deliveries(session))
+
+
+@pytest.mark.redis
+def test_via_celery_enqueues_send_batches_in_redis(session, readers, settings, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_REDIS_URL", TEST_REDIS)
+    from newsletter.config import get_settings
+
+    get_settings.cache_clear()
+    queue = redis.Redis.from_url(TEST_REDIS)
+    queue.delete("celery")
+    try:
+        result = run("send", "--via-celery", "--json")
+        assert result.exit_code == 0, result.output
+        outcome = json.loads(result.stdout)
+        assert outcome["enqueued"] == 8 and len(outcome["tasks"]) == 1
+        [raw] = queue.lrange("celery", 0, -1)
+        message = json.loads(raw)
+        assert message["headers"]["task"] == "tasks.tasks.send_batch"
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        edition_id = find_edition(session, TODAY.isoformat()).id
+        assert args == [edition_id, [d.id for d in deliveries(session)]]
+        assert all(d.status == "pending" for d in deliveries(session))  # the workers send them
+    finally:
+        queue.delete("celery")
+
+
+def test_via_celery_says_so_when_redis_is_unreachable(session, readers, settings, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NEWSLETTER_REDIS_URL", f"redis://:secret@127.0.0.1:{port}/8")
+    from newsletter.config import get_settings
+
+    get_settings.cache_clear()
+    result = run("send", "--via-celery")
+    assert result.exit_code == 1 and "cannot reach Redis at redis://:**@127.0.0.1" in result.output
+    assert "secret" not in result.output and "Traceback" not in result.output
