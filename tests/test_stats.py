@@ -1,0 +1,81 @@
+"""`newsletter stats` counts what the database holds (checked here by counting the rows one by one)."""
+
+import json
+from collections import Counter
+from datetime import timedelta
+
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter.models import Delivery, Event, Paper, Pick, Subscriber, utcnow
+from newsletter.pipeline import run_daily
+from newsletter.sink import SaveToFolder, SmtpSink
+from tests.helpers import TODAY, add_active, ingest_sample
+
+runner = CliRunner()
+
+
+class RefusesSome(SaveToFolder):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("refused"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def stats(*args) -> dict:
+    result = runner.invoke(app, ["stats", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_stats_match_the_database(session, settings, tmp_path, monkeypatch):
+    ingest_sample(session)
+    for email, keywords in [("ada@example.org", "LLM"), ("grace@example.org", "diffusion"),
+                            ("refused@example.org", "robotics"), ("linus@example.org", "LLM")]:
+        add_active(session, email, keywords=keywords)
+    add_active(session, "pending@example.org").status = "pending"
+    add_active(session, "paused@example.org").paused = True
+    session.commit()
+    with SmtpSink(tmp_path / "out", handler=RefusesSome(tmp_path / "out")) as sink:
+        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(sink.port))
+        from newsletter.config import get_settings
+
+        get_settings.cache_clear()
+        run_daily(session, TODAY, get_settings())
+    ada = session.exec(select(Subscriber).where(Subscriber.email == "ada@example.org")).one()
+    yesterday = utcnow() - timedelta(days=1)
+    for kind, when in [("bounce", None), ("soft_bounce", None), ("soft_bounce", None), ("complaint", None),
+                       ("unsubscribe", None), ("unsubscribe", yesterday), ("feedback", None)]:
+        session.add(Event(subscriber_id=ada.id, kind=kind, **({"created_at": when} if when else {})))
+    session.commit()
+
+    figures = stats()
+    subscribers = session.exec(select(Subscriber)).all()
+    assert figures["subscribers"] == {**{s: 0 for s in ("pending", "active", "unsubscribed", "bounced",
+                                                        "complained")},
+                                      **Counter(s.status for s in subscribers), "total": len(subscribers),
+                                      "paused": sum(s.paused for s in subscribers)}
+    assert figures["subscribers"]["bounced"] == 1  # the 550 refusal
+    deliveries = session.exec(select(Delivery)).all()
+    assert {k: v for k, v in figures["deliveries"].items() if v} == dict(Counter(d.status for d in deliveries))
+    assert figures["deliveries"]["sent"] == 4 and figures["deliveries"]["failed"] == 1
+    events = session.exec(select(Event)).all()
+    assert figures["events"] == {"bounces": 1, "soft_bounces": 2, "complaints": 1, "unsubscribes": 2}
+    assert figures["events"]["unsubscribes"] == sum(e.kind == "unsubscribe" for e in events)
+    assert figures["papers_ingested"] == len(session.exec(select(Paper)).all()) == 436
+    sent_ids = {d.id for d in deliveries if d.status == "sent"}
+    counts = Counter(p.paper_id for p in session.exec(select(Pick)).all() if p.delivery_id in sent_ids)
+    expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:10]
+    assert [(p["paper_id"], p["sent"]) for p in figures["most_sent_papers"]] == expected
+
+    today = stats("--date", TODAY.isoformat())
+    assert today["events"]["unsubscribes"] == 1 and today["deliveries"] == figures["deliveries"]
+    assert today["edition"]["status"] == "done" and today["papers_ingested"] == 436
+    other_day = stats("--date", (TODAY - timedelta(days=30)).isoformat())
+    assert other_day["edition"] is None and sum(other_day["deliveries"].values()) == 0
+    assert other_day["most_sent_papers"] == [] and other_day["papers_ingested"] == 0
+    table = runner.invoke(app, ["stats"])
+    assert table.exit_code == 0 and "most-sent papers" in table.output and "unsubscribes" in table.output
+    assert runner.invoke(app, ["stats", "--date", "yesterday"]).exit_code == 1
