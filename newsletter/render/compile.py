@@ -1,51 +1,116 @@
-"""MJML -> HTML -> inlined CSS, once per template; the result is a Jinja2 template filled per recipient."""
+"""MJML -> HTML -> inlined CSS, once per template; the result is a Jinja2 template filled per recipient.
+
+The compiled shell is made mail-ready once, so filling it is all the per-recipient work: CRLF line endings,
+lines far below SMTP's 998-octet limit, and only ASCII in the shell (non-ASCII values become character
+references when filled), so the HTML part can travel as 7bit with no transfer encoding at all.
+"""
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from urllib.parse import unquote
 
 import premailer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
+from newsletter.render.context import wrap
+
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-_JINJA_EXPR = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}")
+_JINJA_EXPR = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.DOTALL)
+_MJML_STYLE = re.compile(r"<style(?=[\s>])")
+# Where a line may be broken without changing the page: before table, row, cell and block tags and conditional
+# comments (white space there never shows; MJML sets font-size:0 around inline-block columns), and at the space
+# before an attribute inside a tag (any white space separates attributes).
+_BREAK_AT = re.compile(r'(?=<(?:/?table|/?tbody|/?tr|/?td|/?div[ >]|!--\[if|!\[endif|style|/style|meta|title|/head|body))'
+                       r'| (?=(?:style|href|class)=")')
+STATIC_LINE = 400  # longest line of the compiled shell, counting each {{ value }} as VALUE_WIDTH characters
+VALUE_WIDTH = 150  # long text values are themselves broken into lines (the `lines` filter); URLs are shorter
 
 
-@lru_cache(maxsize=1)
-def html_env() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=select_autoescape(["html", "mjml"], default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+def compile_mjml(source: str, css: str = "") -> str:
+    """Compile MJML to HTML and inline `css` into it. Jinja tags pass through untouched.
 
-
-def compile_mjml(source: str) -> str:
-    """Compile MJML to HTML and inline its CSS. Jinja tags pass through untouched."""
-    html = mjml2html(source, fonts={}, disable_comments=True)
+    MJML's own reset and column styles stay in <style> as MJML wrote them; `css` is inlined (premailer)
+    and only what cannot be inlined (media queries: mobile, dark mode) is kept in a <style> block.
+    """
+    html = mjml2html(source.replace("\r\n", "\n"), fonts={}, disable_comments=True)  # mrml rejects CR
+    html = _MJML_STYLE.sub('<style data-premailer="ignore"', html)
     inlined = premailer.transform(
         html,
-        keep_style_tags=True,  # media queries (mobile stacking, dark mode) must stay in <style>
+        css_text=css or None,
+        keep_style_tags=False,
         strip_important=False,
         disable_validation=True,
         allow_network=False,
         cssutils_logging_level=50,
     )
     # premailer percent-encodes attribute values such as href="{{ paper.url }}"; undo it inside Jinja tags only.
-    return _JINJA_EXPR.sub(lambda m: unquote(m.group(0)), inlined)
+    inlined = _JINJA_EXPR.sub(lambda m: unquote(m.group(0)), inlined)
+    return mail_ready(inlined)
+
+
+def mail_ready(html: str) -> str:
+    """Lines of at most STATIC_LINE characters where the markup allows, CRLF, ASCII (character references)."""
+    lines = html.replace("\r\n", "\n").split("\n")
+    html = "\n".join(piece for line in lines for piece in _short_lines(line))
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii").replace("\n", "\r\n")
+
+
+def _short_lines(line: str, limit: int = STATIC_LINE) -> list[str]:
+    """`line` cut greedily at the break points of _BREAK_AT so that pieces stay under `limit` where possible."""
+    pieces, start, last = [], 0, None  # last: (end of the piece, start of the next) at the latest break point
+    for match in _BREAK_AT.finditer(line):
+        if _width(line[start:match.start()]) > limit and last is not None and last[0] > start:
+            pieces.append(line[start:last[0]])
+            start = last[1]
+        last = (match.start(), match.end())
+    if _width(line[start:]) > limit and last is not None and last[0] > start:
+        pieces.append(line[start:last[0]])
+        start = last[1]
+    pieces.append(line[start:])
+    return pieces
+
+
+def _width(text: str) -> int:
+    return len(text) + VALUE_WIDTH * text.count("{{")
+
+
+@lru_cache(maxsize=8192, typed=True)  # typed: Markup("a&amp;b") and "a&amp;b" are equal strings, not equal HTML
+def lines(value) -> Markup:
+    """Escaped text broken at spaces every 100 characters or so (for text content: a line break is a space)."""
+    return Markup(wrap(str(escape(value)), 100, "", "\r\n"))
 
 
 @lru_cache(maxsize=16)
 def compiled_html_template(name: str = "edition.mjml") -> Template:
     """The compiled, inlined template for `name`, built on first use and reused for every recipient."""
-    source = (TEMPLATES_DIR / name).read_text(encoding="utf-8")
-    return html_env().from_string(compile_mjml(source))
+    return html_env().from_string(compile_mjml(*template_sources(name)))
+
+
+def template_sources(name: str = "edition.mjml") -> tuple[str, str]:
+    """The MJML source and its stylesheet (`edition.mjml` -> `edition.css`, optional)."""
+    path = TEMPLATES_DIR / name
+    css = path.with_suffix(".css")
+    return path.read_text(encoding="utf-8"), css.read_text(encoding="utf-8") if css.exists() else ""
+
+
+@lru_cache(maxsize=1)
+def html_env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html", "mjml"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        newline_sequence="\r\n",
+        keep_trailing_newline=True,
+    )
+    env.filters["lines"] = lines
+    return env
 
 
 def text_template(name: str = "edition.txt") -> Template:
@@ -55,5 +120,7 @@ def text_template(name: str = "edition.txt") -> Template:
 @lru_cache(maxsize=1)
 def _text_env() -> Environment:
     # Plain text is never HTML-escaped; it goes into a text/plain body, never into a header.
-    return Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=False, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=False, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, newline_sequence="\r\n")
+    env.filters["wrap"] = partial(wrap, newline="\r\n")
+    return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from newsletter.models import Paper
 
@@ -62,3 +63,20 @@ def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "
 
 def date_label(day: date) -> str:
     return day.strftime("%A, %B ") + str(day.day) + day.strftime(", %Y")
+
+
+@lru_cache(maxsize=4096)
+def wrap(text: str, width: int = 72, indent: str = "", newline: str = "\n") -> str:
+    """Greedy word wrap for the plain-text part: much cheaper than textwrap, and cached, since the same
+    abstracts go to many recipients. A word longer than `width` gets a line of its own (URLs stay whole).
+    """
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return (newline + indent).join(lines)
