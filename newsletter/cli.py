@@ -102,18 +102,20 @@ def preview(
     text: bool = typer.Option(False, "--text", help="Write the plain-text part instead of the HTML."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE (.eml writes the whole message)."),
 ) -> None:
-    """Write the exact email the subscriber EMAIL gets for --date."""
+    """Write the exact email the subscriber EMAIL gets for --date: its HTML part, its plain-text part (--text),
+    or with --out FILE.eml the whole message as it would be sent."""
     from newsletter.compose import preview_email
     from subscribers.profiles import get_subscriber
 
     with db.session_scope() as session:
         rendered, message = preview_email(session, get_subscriber(session, email), parse_day(day), get_settings())
+    part = rendered.text if text else rendered.html
     if out and out.suffix == ".eml":
         out.write_bytes(message)
     elif out:
-        out.write_text(rendered.text if text else rendered.html, encoding="utf-8")
+        out.write_bytes(part.encode("utf-8"))  # byte for byte the part as sent (CRLF line endings)
     else:
-        typer.echo(rendered.text if text else rendered.html)
+        typer.echo(part.replace("\r\n", "\n"), nl=False)
 
 
 @app.command()

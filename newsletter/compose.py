@@ -12,7 +12,7 @@ from newsletter.ranking import CandidatePool, Recommendation, candidate_papers, 
 from newsletter.ranking.feedback import feedback_url
 from newsletter.render import Links, RenderedEmail, render_edition
 from newsletter.render.context import paper_view
-from newsletter.render.mime import address_domain, build_message
+from newsletter.render.mime import address_domain, build_message, display_address
 from subscribers.tokens import make_token
 
 TRENDING_SHOWN = 5
@@ -93,7 +93,8 @@ def list_headers(subscriber: Subscriber, settings: Settings) -> dict[str, str]:
 
 
 def message_bytes(rendered: RenderedEmail, subscriber: Subscriber, message_id: str, settings: Settings) -> bytes:
-    return build_message(rendered, sender=settings.from_address, to=subscriber.email, message_id=message_id,
+    to = display_address(subscriber.name, subscriber.email) if subscriber.name else subscriber.email
+    return build_message(rendered, sender=settings.from_address, to=to, message_id=message_id,
                          extra_headers=list_headers(subscriber, settings))
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from newsletter.cli import app
 from tests.conftest import FIXTURES
+from tests.helpers import TODAY
 
 runner = CliRunner()
 
@@ -60,6 +62,14 @@ def test_preview_writes_the_exact_email(settings, tmp_path):
     assert message["To"] == "ada@example.org" and message["List-Unsubscribe"]
     text = run("preview", "ada@example.org", "--text").output
     assert "Unsubscribe: https://digest.example.org/unsubscribe/" in text
+    assert run("preview", "ada@example.org", "--out", str(tmp_path / "a.html")).exit_code == 0
+    assert run("preview", "ada@example.org", "--text", "--date", TODAY.isoformat(),
+               "--out", str(tmp_path / "a.txt")).exit_code == 0
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
+    same = lambda part: re.sub(r"/[\w-]+\.[\w-]+\.[\w-]+", "/TOKEN", part.replace("\r\n", "\n")).rstrip()  # noqa: E731
+    assert same((tmp_path / "a.html").read_bytes().decode()) == same(html)  # tokens carry their signing time
+    assert same((tmp_path / "a.txt").read_bytes().decode()) == same(text)
+    assert run("preview", "nobody@example.org").exit_code == 1
 
 
 def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):

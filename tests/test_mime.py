@@ -148,3 +148,14 @@ def test_the_boundary_never_occurs_in_a_body(rendered):
     boundary = message.get_boundary()
     assert boundary.startswith("=_") and boundary not in rendered.html and boundary not in rendered.text
     assert build(rendered) != build(rendered)  # a fresh boundary per message
+
+
+def test_a_subscriber_name_goes_into_the_to_header(rendered):
+    from newsletter.compose import message_bytes
+    from newsletter.models import Subscriber
+
+    settings = Settings(secret_key="mime-tests", base_url="https://digest.example.org", _env_file=None)
+    subscriber = Subscriber(id=7, email="li.ming@example.org", name="李明 (Li, Ming)", status="active")
+    message = parse(message_bytes(rendered, subscriber, "<m@example.org>", settings))
+    address = message["To"].addresses[0]
+    assert (address.display_name, address.addr_spec) == ("李明 (Li, Ming)", "li.ming@example.org")
