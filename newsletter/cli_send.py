@@ -59,7 +59,7 @@ class StopOnCtrlC:
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} msg/s" if speed else "- msg/s", style="progress.data.speed")
+        return Text(f"{speed:.1f}/s" if speed else "-/s", style="progress.data.speed")
 
 
 def send_with_progress(session: Session, edition_id: int, settings: Settings, *, limit: int | None = None,
@@ -70,9 +70,9 @@ def send_with_progress(session: Session, edition_id: int, settings: Settings, *,
 
     total = len(delivery_ids) if delivery_ids is not None else len(ledger.pending_ids(session, edition_id, limit=limit))
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("sent {task.fields[sent]} · failed {task.fields[failed]} · skipped {task.fields[skipped]}"
-                   " · deferred {task.fields[deferred]}"),
+        TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+        TextColumn("sent {task.fields[sent]} failed {task.fields[failed]} skipped {task.fields[skipped]}"
+                   " deferred {task.fields[deferred]}"),
         RateColumn(), TimeRemainingColumn(), console=err_console)
     with StopOnCtrlC() as stop, progress:  # log lines are printed above the bar (see newsletter.log)
         task = progress.add_task(f"edition {edition_id}", total=total, sent=0, failed=0, skipped=0, deferred=0)

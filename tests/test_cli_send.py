@@ -226,3 +226,20 @@ def test_via_celery_says_so_when_redis_is_unreachable(session, readers, settings
     result = run("send", "--via-celery")
     assert result.exit_code == 1 and "cannot reach Redis at redis://:**@127.0.0.1" in result.output
     assert "secret" not in result.output and "Traceback" not in result.output
+
+
+def test_an_unreachable_smtp_server_stops_the_send_with_one_line(session, readers, settings, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(port))
+    from newsletter.config import get_settings
+
+    get_settings.cache_clear()
+    result = run("send")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1] == \
+           "error: stopped after 5 temporary failures in a row; the rest stays pending for the next run"
+    assert all(d.status == "pending" for d in deliveries(session))

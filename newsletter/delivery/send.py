@@ -66,7 +66,6 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
                 on_progress(report)
             if consecutive_deferrals >= MAX_CONSECUTIVE_DEFERRALS:
                 report.stopped = f"{consecutive_deferrals} temporary failures in a row"
-                report.errors.append(f"stopped after {report.stopped}")
                 break
     _update_edition_status(session, edition)
     return report
