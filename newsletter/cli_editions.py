@@ -140,7 +140,7 @@ def stats(day: Optional[str] = typer.Option(None, "--date", help="Only this day 
         _echo_json(figures)
         return
     scope = f"on {figures['date']}" if figures["date"] else "all time"
-    console.print(_counts_table(f"subscribers (now)", figures["subscribers"]))
+    console.print(_counts_table("subscribers (now)", figures["subscribers"]))
     console.print(_counts_table(f"deliveries ({scope})", figures["deliveries"]))
     console.print(_counts_table(f"events ({scope})", {**figures["events"],
                                                       "papers ingested": figures["papers_ingested"]}))

@@ -89,7 +89,11 @@ def send_with_progress(session: Session, edition_id: int, settings: Settings, *,
 def deliver(session: Session, edition: Edition, settings: Settings, *, limit: int | None, only_ids: list[int] | None,
             via_celery: bool, as_json: bool, plan: dict | None = None) -> None:
     """Send (or enqueue) the edition's pending rows, print the outcome, and exit with the right code."""
-    delivery_ids = _pending_for(session, edition.id, only_ids, limit) if only_ids is not None or via_celery else None
+    from newsletter.delivery import ledger
+
+    delivery_ids = None  # None: send_edition picks every pending row itself, as it goes
+    if only_ids is not None or via_celery:
+        delivery_ids = ledger.pending_ids(session, edition.id, limit=limit, subscriber_ids=only_ids)
     if via_celery:
         from tasks.enqueue import enqueue_send
 
@@ -97,21 +101,10 @@ def deliver(session: Session, edition: Edition, settings: Settings, *, limit: in
         _print({"plan": plan, "edition_id": edition.id, "enqueued": len(delivery_ids), "tasks": task_ids}, as_json,
                f"edition {edition.id}: {len(delivery_ids)} deliveries enqueued in {len(task_ids)} send_batch tasks")
         return
-    if delivery_ids == []:
-        report = None
-    else:
-        report = send_with_progress(session, edition.id, settings, limit=limit, delivery_ids=delivery_ids)
+    nothing_to_send = delivery_ids is not None and not delivery_ids
+    report = None if nothing_to_send else send_with_progress(session, edition.id, settings, limit=limit,
+                                                              delivery_ids=delivery_ids)
     _report_send(edition, report, plan, as_json)
-
-
-def _pending_for(session: Session, edition_id: int, only_ids: list[int] | None, limit: int | None) -> list[int]:
-    query = (select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending)
-             .order_by(Delivery.id))
-    if only_ids is not None:
-        query = query.where(Delivery.subscriber_id.in_(only_ids))
-    if limit:
-        query = query.limit(limit)
-    return list(session.exec(query))
 
 
 def _report_send(edition: Edition, report, plan: dict | None, as_json: bool) -> None:

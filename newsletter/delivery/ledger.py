@@ -17,11 +17,14 @@ from newsletter.models import Delivery, DeliveryStatus, utcnow
 DEFAULT_LEASE = timedelta(minutes=15)
 
 
-def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int | None = None) -> list[int]:
+def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int | None = None,
+                subscriber_ids: list[int] | None = None) -> list[int]:
     query = (select(Delivery.id)
              .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending,
                     Delivery.id > after_id)
              .order_by(Delivery.id))
+    if subscriber_ids is not None:
+        query = query.where(Delivery.subscriber_id.in_(subscriber_ids))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
