@@ -18,13 +18,30 @@ from subscribers.tokens import make_token
 TRENDING_SHOWN = 5
 
 
+def signed_path(purpose: str, subscriber: Subscriber, settings: Settings, extra: dict | None = None) -> str:
+    """The web app's path for a signed link: each token purpose is served at /<purpose>/<token>."""
+    return f"/{purpose}/{make_token(purpose, subscriber.id, subscriber.email, extra, settings=settings)}"
+
+
+def absolute_url(path: str, settings: Settings) -> str:
+    return f"{settings.base_url.rstrip('/')}{path}"
+
+
 def unsubscribe_url(subscriber: Subscriber, settings: Settings) -> str:
-    token = make_token("unsubscribe", subscriber.id, subscriber.email, settings=settings)
-    return f"{settings.base_url.rstrip('/')}/unsubscribe/{token}"
+    return absolute_url(signed_path("unsubscribe", subscriber, settings), settings)
 
 
-def subscriber_links(subscriber: Subscriber, settings: Settings) -> Links:
-    return Links(unsubscribe_url=unsubscribe_url(subscriber, settings))
+def view_path(subscriber: Subscriber, day: date, settings: Settings) -> str:
+    return signed_path("view", subscriber, settings, {"d": day.isoformat()})
+
+
+def subscriber_links(subscriber: Subscriber, day: date, settings: Settings) -> Links:
+    return Links(
+        unsubscribe_url=unsubscribe_url(subscriber, settings),
+        preferences_url=absolute_url(signed_path("preferences", subscriber, settings), settings),
+        view_url=absolute_url(view_path(subscriber, day, settings), settings),
+        archive_url=absolute_url("/archive", settings),
+    )
 
 
 def trending_papers(session: Session, day: date, settings: Settings) -> list[Paper]:
@@ -44,7 +61,7 @@ def render_for(subscriber: Subscriber, day: date, picks: list[Recommendation], t
         papers=[paper_view(r.paper, r.reasons, feedback_url(subscriber, r.paper.id, "more", settings),
                            feedback_url(subscriber, r.paper.id, "less", settings)) for r in picks],
         trending=[paper_view(p) for p in trending],
-        links=subscriber_links(subscriber, settings),
+        links=subscriber_links(subscriber, day, settings),
         postal_address=settings.postal_address,
     )
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
     admin_token: str = ""  # empty: admin routes are closed
+    rate_limit_store: str = "memory"  # "memory" (one process) or "redis" (shared by all web workers, at redis_url)
+    subscribe_limit_per_ip: int = 10  # subscribe / new-link requests per client IP per hour
+    subscribe_limit_per_address: int = 3  # subscribe / new-link requests per email address per hour
     postal_address: str = "Paper Digest, 1 Example Street, 00000 Nowhere"
 
     sources: str = "sample"  # comma-separated paths or URLs ingested by the scheduled job; "sample" = bundled corpus

@@ -39,7 +39,8 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
     edition = get_or_create_edition(session, day)
     report = PlanReport(edition_id=edition.id)
     planned_for = set(session.exec(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
-    query = select(Subscriber).where(Subscriber.status == SubscriberStatus.active).order_by(Subscriber.id)
+    query = (select(Subscriber).where(Subscriber.status == SubscriberStatus.active, Subscriber.paused == False)  # noqa: E712
+             .order_by(Subscriber.id))
     if only is not None:
         query = query.where(Subscriber.id.in_(only))
     pool = CandidatePool(candidate_papers(session, day, settings.candidate_days))

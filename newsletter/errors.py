@@ -26,5 +26,23 @@ class BadToken(NewsletterError):
     """A signed link was tampered with, expired, or meant for something else."""
 
 
+class ExpiredToken(BadToken):
+    """A genuine link that is too old. Its payload is still trustworthy, e.g. to offer a fresh link."""
+
+    def __init__(self, message: str, purpose: str, token: str, payload: dict):
+        super().__init__(message)
+        self.purpose = purpose
+        self.token = token
+        self.payload = payload
+
+
+class RateLimited(NewsletterError):
+    """Too many requests from one client or for one address; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__("too many requests; please try again later")
+        self.retry_after = retry_after
+
+
 class DeliveryError(NewsletterError):
     """The SMTP server could not be reached or refused the message."""

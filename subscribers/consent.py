@@ -6,12 +6,17 @@ import logging
 
 from sqlmodel import Session
 
-from newsletter.errors import BadToken
+from newsletter.errors import BadToken, ExpiredToken
 from newsletter.log import event
-from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.models import Event, Subscriber, SubscriberStatus, utcnow
+from subscribers.profiles import add_subscriber, find_subscriber, normalize_email, validated_profile
 from subscribers.tokens import read_token, token_matches
 
 log = logging.getLogger("newsletter.subscribers")
+
+# What a sign-up request owes the address, by its current status (bounced / complained addresses get nothing).
+CONFIRM, MANAGE = "confirm", "manage"
+_OWED = {SubscriberStatus.pending: CONFIRM, SubscriberStatus.unsubscribed: CONFIRM, SubscriberStatus.active: MANAGE}
 
 
 def subscriber_for_token(session: Session, purpose: str, token: str) -> tuple[Subscriber, dict]:
@@ -22,6 +27,38 @@ def subscriber_for_token(session: Session, purpose: str, token: str) -> tuple[Su
     return subscriber, payload
 
 
+def subscriber_for_any_age_token(session: Session, purpose: str, token: str) -> Subscriber:
+    """Like subscriber_for_token, but an expired (still genuine) token is accepted: for "send me a new link"."""
+    try:
+        return subscriber_for_token(session, purpose, token)[0]
+    except ExpiredToken as expired:
+        subscriber = session.get(Subscriber, expired.payload["s"])
+        if subscriber is None or not token_matches(expired.payload, subscriber.email):
+            raise BadToken("this link does not belong to a current subscription") from None
+        return subscriber
+
+
+def request_subscription(session: Session, email: str, **profile) -> tuple[Subscriber | None, str | None]:
+    """A sign-up from the web form. Returns the subscriber and the email owed to the address: CONFIRM, MANAGE or None.
+
+    A new address becomes a pending subscriber with the profile given. An existing subscriber's profile is never
+    changed here: typing an address does not prove owning it (the preferences page, reached from their mail, does).
+    """
+    address = normalize_email(email)
+    validated_profile(**profile)  # a bad field is reported before anything is looked up or written
+    subscriber = find_subscriber(session, address)
+    if subscriber is None:
+        subscriber = add_subscriber(session, address, status=SubscriberStatus.pending, **profile)
+        record(session, subscriber, "subscribe requested")
+        return subscriber, CONFIRM
+    return subscriber, _OWED.get(SubscriberStatus(subscriber.status))
+
+
+def record(session: Session, subscriber: Subscriber, kind: str, **detail) -> None:
+    session.add(Event(subscriber_id=subscriber.id, kind=kind, detail=detail))
+    session.flush()
+
+
 def unsubscribe(session: Session, subscriber: Subscriber) -> bool:
     """Stop all mail to this subscriber at once. Returns False when they were already unsubscribed."""
     if subscriber.status == SubscriberStatus.unsubscribed:
@@ -29,18 +66,19 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> bool:
     subscriber.status = SubscriberStatus.unsubscribed.value
     subscriber.unsubscribed_at = utcnow()
     session.add(subscriber)
-    session.flush()
+    record(session, subscriber, "unsubscribed")
     event(log, "subscriber unsubscribed", subscriber=subscriber.id, email=subscriber.email)
     return True
 
 
 def confirm(session: Session, subscriber: Subscriber) -> bool:
-    """Activate a pending (or returning) subscriber. Bounced addresses stay suppressed."""
+    """Activate a pending (or returning) subscriber: double opt-in. Bounced addresses stay suppressed."""
     if subscriber.status in (SubscriberStatus.active, SubscriberStatus.bounced, SubscriberStatus.complained):
         return False
     subscriber.status = SubscriberStatus.active.value
     subscriber.confirmed_at = utcnow()
     subscriber.unsubscribed_at = None
+    subscriber.consent = "double-opt-in"
     session.add(subscriber)
-    session.flush()
+    record(session, subscriber, "confirmed")
     return True

@@ -11,7 +11,7 @@ import hashlib
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from newsletter.config import Settings, get_settings
-from newsletter.errors import BadToken
+from newsletter.errors import BadToken, ExpiredToken
 
 PURPOSES = ("unsubscribe", "confirm", "preferences", "feedback", "view")
 MAX_AGE = {"confirm": 7 * 86400, "preferences": 90 * 86400}  # others never expire: old emails keep working
@@ -38,13 +38,20 @@ def read_token(purpose: str, token: str, settings: Settings | None = None, max_a
     serializer = _serializer(purpose, settings or get_settings())
     try:
         payload = serializer.loads(token, max_age=max_age or MAX_AGE.get(purpose))
-    except SignatureExpired:
-        raise BadToken("this link has expired") from None
+    except SignatureExpired as error:
+        payload = serializer.load_payload(error.payload) if error.payload is not None else None
+        if not _well_formed(payload):
+            raise BadToken("this link has expired") from None
+        raise ExpiredToken("this link has expired", purpose, token, payload) from None
     except BadSignature:
         raise BadToken("this link is not valid (it may have been cut short or altered)") from None
-    if not isinstance(payload, dict) or "s" not in payload or "e" not in payload:
+    if not _well_formed(payload):
         raise BadToken("this link is not valid")
     return payload
+
+
+def _well_formed(payload) -> bool:
+    return isinstance(payload, dict) and "s" in payload and "e" in payload
 
 
 def token_matches(payload: dict, email: str) -> bool:

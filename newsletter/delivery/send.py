@@ -102,8 +102,9 @@ def _send_one(session: Session, sender: SmtpSender, delivery_id: int, edition: E
     session.refresh(delivery)
     subscriber = session.get(Subscriber, delivery.subscriber_id)
     session.refresh(subscriber)  # unsubscribes are honoured at send time, not only at planning time
-    if subscriber.status != SubscriberStatus.active:
-        ledger.finish(session, delivery_id, DeliveryStatus.skipped, error=f"subscriber is {subscriber.status}")
+    if subscriber.status != SubscriberStatus.active or subscriber.paused:
+        reason = "paused" if subscriber.status == SubscriberStatus.active else subscriber.status
+        ledger.finish(session, delivery_id, DeliveryStatus.skipped, error=f"subscriber is {reason}")
         report.skipped += 1
         return
     message_id = message_id_for(delivery, settings)

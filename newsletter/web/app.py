@@ -1,15 +1,20 @@
-"""The FastAPI application: routers, security headers, and clear pages for expected errors."""
+"""The FastAPI application: routers, security headers, and clear pages for expected errors (never a traceback)."""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
-from newsletter.errors import BadToken, InvalidInput, NotFound
-from newsletter.web import admin, unsubscribe
-from newsletter.web.pages import message_page
+from newsletter.errors import BadToken, ExpiredToken, InvalidInput, NotFound, RateLimited
+from newsletter.render.compile import TEMPLATES_DIR
+from newsletter.web import admin, archive, feedback, preferences, public, unsubscribe
+from newsletter.web.csrf import CsrfError
+from newsletter.web.pages import message_page, page
 
 log = logging.getLogger("newsletter.web")
 
@@ -18,14 +23,22 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                               "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+HTTP_MESSAGES = {
+    401: ("Admin only", "This page needs the admin token."),
+    404: ("Not found", "There is no page at this address."),
+    405: ("Not allowed", "This page cannot be used that way."),
 }
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Paper Digest", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(unsubscribe.router)
-    app.include_router(admin.router)
+    for module in (public, preferences, unsubscribe, feedback, archive, admin):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "static"), name="static")
 
     @app.get("/health", include_in_schema=False)
     def health() -> PlainTextResponse:
@@ -38,9 +51,21 @@ def create_app() -> FastAPI:
             response.headers.setdefault(name, value)
         return response
 
+    add_error_pages(app)
+    return app
+
+
+def add_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(ExpiredToken)
+    async def expired_token(request: Request, error: ExpiredToken):
+        renewable = error.purpose in public.RENEWABLE
+        return page("expired.html", status_code=400, request=request if renewable else None,
+                    action=f"/renew/{error.purpose}/{error.token}" if renewable else "")
+
     @app.exception_handler(BadToken)
     async def bad_token(_request: Request, error: BadToken):
-        return message_page("This link does not work", str(error), status_code=400)
+        return message_page("This link does not work", f"Sorry, {error}. Links in our emails work when opened "
+                            "exactly as sent; the newest email always has working ones.", status_code=400)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, error: NotFound):
@@ -50,16 +75,31 @@ def create_app() -> FastAPI:
     async def invalid(_request: Request, error: InvalidInput):
         return message_page("Please check your input", str(error), status_code=422)
 
+    @app.exception_handler(CsrfError)
+    async def csrf_failed(_request: Request, error: CsrfError):
+        return message_page("Please reload the page", f"Nothing was changed: {error}", status_code=403)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_request: Request, error: RateLimited):
+        minutes = max(1, error.retry_after // 60)
+        return message_page("Too many requests", f"Please try again in about {minutes} minutes.",
+                            status_code=429, headers={"Retry-After": str(error.retry_after)})
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in error.errors()[:3])
+        return message_page("Please check the address", f"This request is not valid ({problems}).", status_code=422)
+
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException):
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+        heading, message = HTTP_MESSAGES.get(error.status_code, ("Error", str(error.detail)))
+        return message_page(heading, message, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception):
         log.exception("unhandled error")
-        return message_page("Something went wrong", "Please try again later.", status_code=500)
-
-    return app
+        return message_page("Something went wrong", "Please try again later.", status_code=500,
+                            headers=SECURITY_HEADERS)  # this response bypasses the middleware
 
 
 app = create_app()

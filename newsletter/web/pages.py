@@ -1,23 +1,43 @@
-"""Jinja2 rendering of the web pages (autoescaped)."""
+"""Jinja2 rendering of the web pages (autoescaped). Pages with a form get a CSRF token (see csrf.py)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from newsletter.render.compile import TEMPLATES_DIR
+from newsletter.web import csrf
 
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES_DIR / "pages"), autoescape=select_autoescape(["html"]))
+    return Environment(loader=FileSystemLoader(TEMPLATES_DIR / "pages"), autoescape=select_autoescape(["html"]),
+                       trim_blocks=True, lstrip_blocks=True)
 
 
-def page(name: str, status_code: int = 200, **context) -> HTMLResponse:
-    return HTMLResponse(_env().get_template(name).render(**context), status_code=status_code)
+def page(name: str, status_code: int = 200, request: Request | None = None, headers: dict | None = None,
+         **context) -> HTMLResponse:
+    """Render templates/pages/`name`. Give `request` when the page has a form: it then carries a CSRF token."""
+    fresh_cookie = None
+    if request is not None:
+        context["csrf_token"], fresh_cookie = csrf.form_token(request)
+    response = HTMLResponse(_env().get_template(name).render(**context), status_code=status_code, headers=headers)
+    if fresh_cookie:
+        csrf.set_cookie(response, request, fresh_cookie)
+    return response
 
 
-def message_page(heading: str, message: str, status_code: int = 200) -> HTMLResponse:
-    return page("message.html", status_code=status_code, heading=heading, message=message)
+def message_page(heading: str, message: str, status_code: int = 200, headers: dict | None = None,
+                 **context) -> HTMLResponse:
+    """A page with one heading and one paragraph (optionally one link: link_url, link_label)."""
+    return page("message.html", status_code=status_code, headers=headers, heading=heading,
+                message=sentence(message), **context)
+
+
+def sentence(text: str) -> str:
+    """Error messages are written lower-case for one-line CLI output; on a page they start a sentence."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -28,4 +28,5 @@ def do_unsubscribe(token: str):
         subscriber, _ = subscriber_for_token(session, "unsubscribe", token)
         unsubscribe(session, subscriber)
         email = subscriber.email
-    return message_page("You are unsubscribed", f"{email} will receive no more emails from Paper Digest.")
+    return message_page("You are unsubscribed", f"{email} will receive no more emails from Paper Digest.",
+                        link_url="/", link_label="Changed your mind? Subscribe again")

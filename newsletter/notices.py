@@ -1,0 +1,75 @@
+"""Transactional emails from the web app: "confirm your subscription" and "manage your subscription".
+
+Rendered like the edition (MJML compiled once, autoescaped Jinja2; templates/email/notice.*) and handed to the
+same SMTP sender. They carry no List-Unsubscribe: they are one-off answers to a request, not newsletter mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import make_msgid
+
+from newsletter.compose import absolute_url, signed_path
+from newsletter.config import Settings
+from newsletter.delivery.smtp import SmtpSender
+from newsletter.errors import DeliveryError
+from newsletter.log import event
+from newsletter.models import Subscriber
+from newsletter.render import RenderedEmail, one_line
+from newsletter.render.compile import compiled_html_template, text_template
+from newsletter.render.mime import address_domain, build_message
+
+log = logging.getLogger("newsletter.notices")
+
+
+def confirmation_email(subscriber: Subscriber, settings: Settings) -> RenderedEmail:
+    return _render(
+        subject="Confirm your Paper Digest subscription",
+        heading="Confirm your subscription",
+        lines=[f"Someone, hopefully you, asked to send Paper Digest to {subscriber.email}.",
+               "Confirm with the button below and your first edition arrives at the next send time you chose."],
+        button_label="Confirm my subscription",
+        button_url=absolute_url(signed_path("confirm", subscriber, settings), settings),
+        footnote="If you did not ask for this, ignore this email: nothing will be sent without your confirmation. "
+                 "The link works for 7 days.",
+        settings=settings,
+    )
+
+
+def manage_email(subscriber: Subscriber, settings: Settings, already_subscribed: bool = True) -> RenderedEmail:
+    first = (f"Someone, hopefully you, asked to subscribe {subscriber.email} to Paper Digest. "
+             "You are already subscribed, so nothing has changed." if already_subscribed
+             else f"Here is a fresh link to the preferences of {subscriber.email}.")
+    return _render(
+        subject="You are already subscribed to Paper Digest" if already_subscribed
+        else "Your Paper Digest preferences link",
+        heading="You are already subscribed" if already_subscribed else "Manage your subscription",
+        lines=[first, "To change your interests, how often you get the digest, or to unsubscribe, "
+                      "open your preferences."],
+        button_label="Manage preferences",
+        button_url=absolute_url(signed_path("preferences", subscriber, settings), settings),
+        footnote="If you did not ask for this, you can ignore this email.",
+        settings=settings,
+    )
+
+
+def _render(*, subject: str, settings: Settings, **context) -> RenderedEmail:
+    context = {"subject": one_line(subject), "preheader": one_line(context["lines"][0], 150),
+               "postal_address": settings.postal_address, **context}
+    return RenderedEmail(subject=context["subject"],
+                         html=compiled_html_template("email/notice.mjml").render(context),
+                         text=text_template("email/notice.txt").render(context))
+
+
+def send_notice(subscriber_email: str, rendered: RenderedEmail, settings: Settings) -> bool:
+    """Send one transactional email now. Failures are logged, not raised: the web answer was already given."""
+    message = build_message(rendered, sender=settings.from_address, to=subscriber_email,
+                            message_id=make_msgid(domain=address_domain(settings.from_address)))
+    try:
+        with SmtpSender(settings) as sender:
+            sender.send(subscriber_email, message)
+    except DeliveryError as error:
+        event(log, "notice not sent", logging.WARNING, to=subscriber_email, subject=rendered.subject, error=str(error))
+        return False
+    event(log, "notice sent", to=subscriber_email, subject=rendered.subject)
+    return True

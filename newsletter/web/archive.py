@@ -1,0 +1,62 @@
+"""The public archive of each day's trending edition, and a subscriber's own edition "in the browser"."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from sqlmodel import select
+
+from newsletter.compose import preview_email, trending_papers
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.errors import BadToken, NotFound
+from newsletter.models import Delivery, Edition
+from newsletter.render.context import date_label, paper_view
+from newsletter.web.pages import page
+from subscribers.consent import subscriber_for_token
+
+router = APIRouter()
+ARCHIVE_DAYS = 60
+ARCHIVE_PAPERS = 15
+
+
+def today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+@router.get("/archive")
+def archive_index():
+    with session_scope() as session:
+        days = session.exec(select(Edition.date).where(Edition.date <= today())
+                            .order_by(Edition.date.desc()).limit(ARCHIVE_DAYS)).all()
+    return page("archive_index.html", days=[(d, date_label(d)) for d in days])
+
+
+@router.get("/archive/{day}")
+def archive_day(day: date):
+    settings = get_settings()
+    with session_scope() as session:
+        if day > today() or session.exec(select(Edition.id).where(Edition.date == day)).first() is None:
+            raise NotFound(f"there is no edition for {day.isoformat()}")
+        papers = [paper_view(p) for p in trending_papers(session, day, settings)[:ARCHIVE_PAPERS]]
+    return page("archive_day.html", day=day, label=date_label(day), papers=papers)
+
+
+@router.get("/view/{token}")
+def view_in_browser(token: str):
+    """The subscriber's own edition of a day, exactly as emailed (the signed link names the subscriber and day)."""
+    settings = get_settings()
+    with session_scope() as session:
+        subscriber, payload = subscriber_for_token(session, "view", token)
+        try:
+            day = date.fromisoformat(str(payload.get("d")))
+        except ValueError:
+            raise BadToken("this link is not valid") from None
+        delivery = session.exec(select(Delivery).join(Edition, Edition.id == Delivery.edition_id)
+                                .where(Edition.date == day, Delivery.subscriber_id == subscriber.id)).first()
+        if delivery is None:
+            raise NotFound(f"there is no edition of {day.isoformat()} for this subscription")
+        rendered, _ = preview_email(session, subscriber, day, settings)
+    return HTMLResponse(rendered.html, headers={"X-Robots-Tag": "noindex"})

@@ -1,0 +1,46 @@
+"""More / less like this. The GET shows a button and records nothing (link scanners follow GETs); the POST records."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData
+
+from newsletter.compose import signed_path
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.errors import BadToken, NotFound
+from newsletter.models import Paper
+from newsletter.ranking.feedback import KINDS, record_feedback
+from newsletter.web.csrf import verified_form
+from newsletter.web.pages import page
+from subscribers.consent import subscriber_for_token
+
+router = APIRouter()
+LABELS = {"more": "More like this", "less": "Less like this"}
+
+
+def feedback_target(session, token: str):
+    subscriber, payload = subscriber_for_token(session, "feedback", token)
+    if payload.get("k") not in KINDS or not isinstance(payload.get("p"), int):
+        raise BadToken("this link is not valid")
+    paper = session.get(Paper, payload["p"])
+    if paper is None:
+        raise NotFound("that paper is no longer in our records")
+    return subscriber, paper, payload["k"]
+
+
+@router.get("/feedback/{token}")
+def ask_feedback(token: str, request: Request):
+    with session_scope() as session:
+        _, paper, kind = feedback_target(session, token)
+        return page("feedback.html", request=request, paper=paper, kind=kind, label=LABELS[kind], done=False)
+
+
+@router.post("/feedback/{token}")
+def give_feedback(token: str, request: Request, form: FormData = Depends(verified_form)):
+    with session_scope() as session:
+        subscriber, paper, kind = feedback_target(session, token)
+        record_feedback(session, subscriber, paper.id, kind)
+        preferences = signed_path("preferences", subscriber, get_settings())
+        return page("feedback.html", paper=paper, kind=kind, label=LABELS[kind], done=True,
+                    preferences_url=preferences)

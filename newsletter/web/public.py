@@ -1,0 +1,116 @@
+"""The public pages: the home page with the subscribe form, double opt-in, and "send me a new link".
+
+A sign-up answers the same page whether or not the address is known (no enumeration); the email it owes is sent
+after the response, so timing does not tell either.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from starlette.datastructures import FormData
+
+from newsletter.compose import signed_path, trending_papers
+from newsletter.config import Settings, get_settings
+from newsletter.db import session_scope
+from newsletter.errors import InvalidInput, NotFound
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.notices import confirmation_email, manage_email, send_notice
+from newsletter.ranking import candidate_papers
+from newsletter.render.context import paper_view
+from newsletter.web import forms, ratelimit
+from newsletter.web.csrf import verified_form
+from newsletter.web.pages import message_page, page
+from subscribers.consent import CONFIRM, MANAGE, confirm, request_subscription, subscriber_for_any_age_token, \
+    subscriber_for_token
+from subscribers.profiles import normalize_email
+
+router = APIRouter()
+TRENDING_ON_HOME = 5
+RENEWABLE = ("confirm", "preferences")  # expired links of these purposes offer a fresh one by email
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def home_page(request: Request, values: dict | None = None, error: str = "", status_code: int = 200):
+    settings = get_settings()
+    today = datetime.now(timezone.utc).date()
+    with session_scope() as session:
+        trending = [paper_view(p) for p in trending_papers(session, today, settings)[:TRENDING_ON_HOME]]
+        suggestions = forms.keyword_suggestions(candidate_papers(session, today, settings.candidate_days))
+    defaults = {"frequency": "daily", "send_hour": "7", "timezone": "UTC", "suggested": []}
+    return page("index.html", status_code=status_code, request=request, trending=trending, suggestions=suggestions,
+                timezones=forms.timezone_groups(), values={**defaults, **(values or {})}, error=error,
+                scripts=["/static/timezone.js"])
+
+
+@router.get("/")
+def home(request: Request):
+    return home_page(request)
+
+
+@router.post("/subscribe")
+def subscribe(request: Request, background: BackgroundTasks, form: FormData = Depends(verified_form)):
+    settings = get_settings()
+    try:
+        address = normalize_email(forms.text(form, "email"))
+        profile = forms.profile_fields(form)
+    except InvalidInput as error:
+        return home_page(request, forms.echo(form), str(error), status_code=422)
+    ratelimit.check(request, settings, f"ip:{client_ip(request)}", settings.subscribe_limit_per_ip)
+    ratelimit.check(request, settings, f"address:{address.lower()}", settings.subscribe_limit_per_address)
+    try:
+        with session_scope() as session:
+            subscriber, owed = request_subscription(session, address, **profile)
+    except InvalidInput as error:
+        return home_page(request, forms.echo(form), str(error), status_code=422)
+    queue_notice(background, subscriber, owed, settings)
+    return message_page("Check your inbox",
+                        f"If {address} can receive Paper Digest, an email is on its way to it. Open the link in "
+                        "that email to confirm; nothing is sent before you do.")
+
+
+def queue_notice(background: BackgroundTasks, subscriber: Subscriber, owed: str | None, settings: Settings) -> None:
+    """Send the email a request owes after the response (CONFIRM or MANAGE; None sends nothing)."""
+    if owed == CONFIRM and subscriber.status in (SubscriberStatus.pending, SubscriberStatus.unsubscribed):
+        background.add_task(send_notice, subscriber.email, confirmation_email(subscriber, settings), settings)
+    elif owed == MANAGE:
+        background.add_task(send_notice, subscriber.email, manage_email(subscriber, settings), settings)
+
+
+@router.get("/confirm/{token}")
+def confirm_subscription(token: str):
+    settings = get_settings()
+    with session_scope() as session:
+        subscriber, _ = subscriber_for_token(session, "confirm", token)
+        confirm(session, subscriber)
+        if subscriber.status != SubscriberStatus.active:
+            return message_page("This address cannot be subscribed",
+                                f"Mail to {subscriber.email} could not be delivered before, so Paper Digest does not "
+                                "send to it any more.", status_code=409)
+        preferences = signed_path("preferences", subscriber, settings)
+        email = subscriber.email
+    return page("confirmed.html", email=email, preferences_url=preferences)
+
+
+@router.post("/renew/{purpose}/{token}")
+def renew_link(purpose: str, token: str, request: Request, background: BackgroundTasks,
+               form: FormData = Depends(verified_form)):
+    """Email a fresh link in exchange for an expired (but genuine) one."""
+    if purpose not in RENEWABLE:
+        raise NotFound("there is nothing to renew here")
+    settings = get_settings()
+    ratelimit.check(request, settings, f"ip:{client_ip(request)}", settings.subscribe_limit_per_ip)
+    with session_scope() as session:
+        subscriber = subscriber_for_any_age_token(session, purpose, token)
+        ratelimit.check(request, settings, f"address:{subscriber.email.lower()}", settings.subscribe_limit_per_address)
+        if purpose == "confirm" and subscriber.status != SubscriberStatus.active:
+            queue_notice(background, subscriber, CONFIRM, settings)
+        elif subscriber.status in (SubscriberStatus.active, SubscriberStatus.pending, SubscriberStatus.unsubscribed):
+            background.add_task(send_notice, subscriber.email,
+                                manage_email(subscriber, settings, already_subscribed=False), settings)
+        email = subscriber.email
+    return message_page("A new link is on its way", f"Check the inbox of {email} for a fresh link.")

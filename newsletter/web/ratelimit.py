@@ -1,0 +1,79 @@
+"""Fixed-window request counters: in memory (one process) or in Redis (shared by every web worker).
+
+Each app owns one counter (`app.state.rate_counter`, made on first use from the settings);
+`check(request, key, limit)` raises RateLimited once `key` was seen more than `limit` times in the current hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from fastapi import Request
+
+from newsletter.config import Settings
+from newsletter.errors import InvalidInput, RateLimited
+
+log = logging.getLogger("newsletter.web")
+WINDOW_SECONDS = 3600
+KEY_PREFIX = "newsletter:ratelimit:"
+
+
+class MemoryCounter:
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, window: int) -> int:
+        """Count one request for `key` in the current window; returns the count so far."""
+        current = int(time.time()) // window
+        with self._lock:
+            if len(self._counts) > 100_000:  # forget old windows so memory stays bounded
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == current}
+            started, count = self._counts.get(key, (current, 0))
+            count = count + 1 if started == current else 1
+            self._counts[key] = (current, count)
+            return count
+
+
+class RedisCounter:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def hit(self, key: str, window: int) -> int:
+        name = f"{KEY_PREFIX}{key}:{int(time.time()) // window}"
+        pipe = self._client.pipeline()
+        pipe.incr(name)
+        pipe.expire(name, window)
+        count, _ = pipe.execute()
+        return int(count)
+
+
+def make_counter(settings: Settings) -> MemoryCounter | RedisCounter:
+    if settings.rate_limit_store == "memory":
+        return MemoryCounter()
+    if settings.rate_limit_store == "redis":
+        return RedisCounter(settings.redis_url)
+    raise InvalidInput(f"NEWSLETTER_RATE_LIMIT_STORE must be memory or redis, not {settings.rate_limit_store!r}")
+
+
+def check(request: Request, settings: Settings, key: str, limit: int) -> None:
+    """Count a request for `key`; raise RateLimited when it is over `limit` this hour.
+
+    When Redis is unreachable the request is allowed (and logged): signing up matters more than the limit.
+    """
+    import redis
+
+    state = request.app.state
+    if getattr(state, "rate_counter", None) is None:
+        state.rate_counter = make_counter(settings)
+    try:
+        count = state.rate_counter.hit(key, WINDOW_SECONDS)
+    except redis.RedisError as error:
+        log.warning("rate limit store unavailable, request allowed: %s", error)
+        return
+    if count > limit:
+        raise RateLimited(retry_after=WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS)
