@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,17 @@ def smtp_settings(sink) -> Settings:
     return get_settings()
 
 
+@pytest.fixture
+def web(settings):
+    """An HTTP client for the web app (in-process; same routes and middleware as under uvicorn)."""
+    from fastapi.testclient import TestClient
+
+    from newsletter.web.app import create_app
+
+    with TestClient(create_app()) as client:
+        yield client
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -95,3 +109,42 @@ def artifacts_dir() -> Path:
     """Where tests leave files for people to look at (screenshots); gitignored."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+class LiveServer:
+    """The web app under a real uvicorn server on a free loopback port, in a thread."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
+
+
+@pytest.fixture
+def live_server(settings, monkeypatch):
+    """A real uvicorn server; NEWSLETTER_BASE_URL points at it, so links in emails open on it."""
+    from newsletter.web.app import create_app
+
+    server = LiveServer(create_app())
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", server.url)
+    get_settings.cache_clear()
+    with server:
+        yield server

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timezone
+from email import message_from_bytes
 from email.message import Message
+from email.policy import default
 
 from newsletter.ingest import ingest, sample_sources
 from newsletter.models import SubscriberStatus
@@ -26,6 +28,11 @@ def add_active(session, email: str, interests: str = "", keywords: str = "", **p
     return subscriber
 
 
+def received(sink) -> list[Message]:
+    """The messages the SMTP sink accepted, parsed (modern email policy), oldest first."""
+    return [message_from_bytes(e.original_content, policy=default) for e in sink.handler.envelopes]
+
+
 def html_part(message: Message) -> str:
     return next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
 
@@ -36,6 +43,22 @@ def text_part(message: Message) -> str:
 
 def unsubscribe_url(message: Message) -> str:
     return re.search(r"<(https?://[^>]+)>", message["List-Unsubscribe"]).group(1)
+
+
+def csrf_token(client, url: str) -> str:
+    """GET a page with a form (the client keeps the CSRF cookie) and return the form's hidden token."""
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    return re.search(r'name="csrf_token" value="([^"]+)"', response.text).group(1)
+
+
+def links(message: Message, path: str) -> list[str]:
+    """Every URL in the text part whose path starts with `path`, e.g. "/confirm/"."""
+    return re.findall(rf"https?://[^\s<>\"]+{re.escape(path)}[^\s<>\"]+", text_part(message))
+
+
+def url_path(url: str) -> str:
+    return re.sub(r"^https?://[^/]+", "", url)
 
 
 def day(value: str) -> date:

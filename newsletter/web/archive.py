@@ -6,14 +6,15 @@ from datetime import date, datetime, timezone
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from newsletter.compose import preview_email, trending_papers
-from newsletter.config import get_settings
+from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.errors import BadToken, NotFound
 from newsletter.models import Delivery, Edition
-from newsletter.render.context import date_label, paper_view
+from newsletter.ranking import candidate_papers
+from newsletter.render.context import PaperView, date_label, paper_view
 from newsletter.web.pages import page
 from subscribers.consent import subscriber_for_token
 
@@ -24,6 +25,16 @@ ARCHIVE_PAPERS = 15
 
 def today() -> date:
     return datetime.now(timezone.utc).date()
+
+
+def showcase(session: Session, day: date, settings: Settings, limit: int) -> tuple[str, list[PaperView]]:
+    """A day's trending papers (most upvoted); when no source gave upvotes, its newest papers instead."""
+    papers = trending_papers(session, day, settings)
+    if papers:
+        return "Trending", [paper_view(p) for p in papers[:limit]]
+    newest = sorted(candidate_papers(session, day, settings.candidate_days),
+                    key=lambda p: (p.published_at or p.ingested_at).replace(tzinfo=None), reverse=True)
+    return "New", [paper_view(p) for p in newest[:limit]]
 
 
 @router.get("/archive")
@@ -40,8 +51,8 @@ def archive_day(day: date):
     with session_scope() as session:
         if day > today() or session.exec(select(Edition.id).where(Edition.date == day)).first() is None:
             raise NotFound(f"there is no edition for {day.isoformat()}")
-        papers = [paper_view(p) for p in trending_papers(session, day, settings)[:ARCHIVE_PAPERS]]
-    return page("archive_day.html", day=day, label=date_label(day), papers=papers)
+        kind, papers = showcase(session, day, settings, ARCHIVE_PAPERS)
+    return page("archive_day.html", day=day, label=date_label(day), kind=kind, papers=papers)
 
 
 @router.get("/view/{token}")

@@ -11,15 +11,15 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from starlette.datastructures import FormData
 
-from newsletter.compose import signed_path, trending_papers
+from newsletter.compose import signed_path
 from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.notices import confirmation_email, manage_email, send_notice
 from newsletter.ranking import candidate_papers
-from newsletter.render.context import paper_view
 from newsletter.web import forms, ratelimit
+from newsletter.web.archive import showcase
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import message_page, page
 from subscribers.consent import CONFIRM, MANAGE, confirm, request_subscription, subscriber_for_any_age_token, \
@@ -39,10 +39,11 @@ def home_page(request: Request, values: dict | None = None, error: str = "", sta
     settings = get_settings()
     today = datetime.now(timezone.utc).date()
     with session_scope() as session:
-        trending = [paper_view(p) for p in trending_papers(session, today, settings)[:TRENDING_ON_HOME]]
+        showcase_kind, papers = showcase(session, today, settings, TRENDING_ON_HOME)
         suggestions = forms.keyword_suggestions(candidate_papers(session, today, settings.candidate_days))
     defaults = {"frequency": "daily", "send_hour": "7", "timezone": "UTC", "suggested": []}
-    return page("index.html", status_code=status_code, request=request, trending=trending, suggestions=suggestions,
+    return page("index.html", status_code=status_code, request=request, showcase_kind=showcase_kind,
+                papers=papers, suggestions=suggestions,
                 timezones=forms.timezone_groups(), values={**defaults, **(values or {})}, error=error,
                 scripts=["/static/timezone.js"])
 

@@ -1,0 +1,235 @@
+"""The home page, sign-up with double opt-in, no enumeration, CSRF and rate limits (HTTP level, real SMTP sink)."""
+
+import time
+import uuid
+
+import pytest
+import redis
+from sqlmodel import select
+
+from newsletter.config import get_settings
+from newsletter.models import Event, Subscriber
+from subscribers.profiles import find_subscriber
+from subscribers.tokens import make_token
+from tests.helpers import add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
+
+REDIS_URL = "redis://127.0.0.1:6379/7"  # this issue's Redis database
+
+
+def sign_up(web, email, **fields):
+    data = {"csrf_token": csrf_token(web, "/"), "email": email, "interests": "", "keywords": "",
+            "frequency": "daily", "send_hour": "7", "timezone": "UTC", **fields}
+    return web.post("/subscribe", data=data)
+
+
+def make_old_token(monkeypatch, purpose, subscriber, days):
+    """A genuine token signed `days` ago."""
+    with monkeypatch.context() as patch:
+        patch.setattr("itsdangerous.timed.TimestampSigner.get_timestamp",
+                      lambda self: int(time.time()) - days * 86400)
+        return make_token(purpose, subscriber.id, subscriber.email)
+
+
+def test_home_page_explains_shows_trending_papers_and_the_form(session, web):
+    ingest_sample(session)
+    response = web.get("/")
+    assert response.status_code == 200
+    page = response.text
+    assert "New today" in page and page.count('class="paper-title"') == 5
+    for field in ('name="email"', 'name="interests"', 'name="suggested"', 'name="keywords"', 'value="weekly"',
+                  'name="send_hour"', 'name="timezone"', 'value="Europe/Paris"', 'name="csrf_token"'):
+        assert field in page
+    assert '<script src="/static/timezone.js" defer>' in page
+    assert "pd_csrf" in response.headers["set-cookie"] and "HttpOnly" in response.headers["set-cookie"]
+    script = web.get("/static/timezone.js")
+    assert script.status_code == 200 and "resolvedOptions().timeZone" in script.text
+
+
+def test_sign_up_creates_a_pending_subscriber_and_mails_a_confirmation_link(session, web, sink):
+    response = sign_up(web, "Ada@Example.ORG", interests="Cheaper <b>LLM</b> inference", keywords="KV cache",
+                       suggested=["RAG", "agents"], frequency="weekly", send_hour="6", timezone="Europe/Paris")
+    assert response.status_code == 200 and "Check your inbox" in response.text
+    subscriber = find_subscriber(session, "Ada@example.org")
+    assert subscriber.status == "pending" and subscriber.consent == ""
+    assert (subscriber.keywords, subscriber.frequency, subscriber.send_hour, subscriber.timezone) == (
+        ["KV cache", "RAG", "agents"], "weekly", 6, "Europe/Paris")
+    [message] = received(sink)
+    assert message["To"] == "Ada@example.org" and message["Subject"] == "Confirm your Paper Digest subscription"
+    assert "List-Unsubscribe" not in message
+    [link] = links(message, "/confirm/")
+    assert link.startswith("https://digest.example.org/confirm/") and link in html_part(message)
+
+    confirmed = web.get(url_path(link))
+    assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
+    session.refresh(subscriber)
+    assert subscriber.status == "active" and subscriber.consent == "double-opt-in" and subscriber.confirmed_at
+    assert [e.kind for e in session.exec(select(Event).where(Event.subscriber_id == subscriber.id))] == [
+        "subscribe requested", "confirmed"]
+    preferences = web.get(url_path(confirmed.text.split('href="')[-1].split('"')[0]))
+    assert preferences.status_code == 200 and "Your preferences" in preferences.text
+    assert web.get(url_path(link)).status_code == 200  # opening the link twice is harmless
+
+
+def test_the_answer_is_the_same_whether_or_not_the_address_is_known(session, web, sink):
+    add_active(session, "active@example.org", "robotics")
+    bounced = add_active(session, "bounced@example.org")
+    bounced.status = "bounced"
+    session.commit()
+    sign_up(web, "pending@example.org")
+    answers = {}
+    for address in ("new@example.org", "active@example.org", "pending@example.org", "bounced@example.org"):
+        response = sign_up(web, address, interests="something else")
+        answers[address] = (response.status_code, response.text.replace(address, "ADDRESS"))
+    assert len(set(answers.values())) == 1
+    by_recipient = {}
+    for message in received(sink):
+        by_recipient.setdefault(message["To"], []).append(message["Subject"])
+    assert by_recipient == {
+        "pending@example.org": ["Confirm your Paper Digest subscription"] * 2,
+        "new@example.org": ["Confirm your Paper Digest subscription"],
+        "active@example.org": ["You are already subscribed to Paper Digest"],
+    }
+    already = next(m for m in received(sink) if m["To"] == "active@example.org")
+    assert links(already, "/preferences/") and "already subscribed" in text_part(already)
+    session.expire_all()
+    assert find_subscriber(session, "active@example.org").interests == "robotics"  # typing an address changes nothing
+
+
+def test_bad_input_shows_the_form_again_with_what_was_typed(session, web, sink):
+    for email, fields, message in [
+        ("not-an-address", {}, "invalid email address"),
+        ("eve@example.org\r\nBcc: all@example.org", {}, "control characters"),
+        ("eve@example.org", {"timezone": "Mars/Olympus"}, "unknown time zone"),
+        ("eve@example.org", {"send_hour": "25"}, "between 0 and 23"),
+        ("eve@example.org", {"send_hour": "seven"}, "whole number"),
+        ("eve@example.org", {"frequency": "hourly"}, "frequency"),
+    ]:
+        response = sign_up(web, email, interests="Kept <i>as typed</i>", **fields)
+        assert response.status_code == 422 and message in response.text
+        assert "Kept &lt;i&gt;as typed&lt;/i&gt;</textarea>" in response.text
+    assert session.exec(select(Subscriber)).all() == [] and received(sink) == []
+
+
+def test_forms_without_a_valid_csrf_token_change_nothing(session, web, sink):
+    data = {"email": "ada@example.org", "timezone": "UTC"}
+    assert web.post("/subscribe", data=data).status_code == 403  # no token, no cookie
+    token = csrf_token(web, "/")
+    assert web.post("/subscribe", data={**data, "csrf_token": token + "x"}).status_code == 403  # tampered
+    from fastapi.testclient import TestClient
+    other = TestClient(web.app)  # another browser: its own cookie, so this page's token is not valid there
+    csrf_token(other, "/")
+    assert other.post("/subscribe", data={**data, "csrf_token": token}).status_code == 403
+    web.cookies.clear()
+    assert web.post("/subscribe", data={**data, "csrf_token": token}).status_code == 403  # cookie gone
+    assert session.exec(select(Subscriber)).all() == [] and received(sink) == []
+    response = web.post("/subscribe", data={**data, "csrf_token": csrf_token(web, "/")})
+    assert response.status_code == 200 and find_subscriber(session, "ada@example.org")
+
+
+def test_sign_ups_are_limited_per_client(session, web, sink, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SUBSCRIBE_LIMIT_PER_IP", "3")
+    get_settings.cache_clear()
+    statuses = [sign_up(web, f"user{n}@example.org").status_code for n in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = sign_up(web, "user9@example.org")
+    assert "Too many requests" in limited.text and 0 < int(limited.headers["Retry-After"]) <= 3600
+    assert len(received(sink)) == 3 and find_subscriber(session, "user9@example.org") is None
+
+
+def test_sign_ups_are_limited_per_address(session, web, sink, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_SUBSCRIBE_LIMIT_PER_ADDRESS", "2")
+    get_settings.cache_clear()
+    statuses = [sign_up(web, address).status_code
+                for address in ("ada@example.org", "ADA@example.org", "ada@EXAMPLE.org", "bob@example.org")]
+    assert statuses == [200, 200, 429, 200]
+    assert [m["To"] for m in received(sink)] == ["ada@example.org", "ADA@example.org", "bob@example.org"]
+
+
+@pytest.mark.redis
+def test_redis_backed_limits_are_shared_by_every_web_worker(session, sink, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from newsletter.web import ratelimit
+    from newsletter.web.app import create_app
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    prefix = f"test:{uuid.uuid4().hex}:"
+    monkeypatch.setattr(ratelimit, "KEY_PREFIX", prefix)
+    for name, value in {"NEWSLETTER_RATE_LIMIT_STORE": "redis", "NEWSLETTER_REDIS_URL": REDIS_URL,
+                        "NEWSLETTER_SUBSCRIBE_LIMIT_PER_IP": "2"}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        first, second = TestClient(create_app()), TestClient(create_app())  # two workers, one Redis
+        assert sign_up(first, "a@example.org").status_code == 200
+        assert sign_up(second, "b@example.org").status_code == 200
+        assert sign_up(first, "c@example.org").status_code == 429
+        assert client.keys(f"{prefix}*")
+    finally:
+        keys = client.keys(f"{prefix}*")
+        if keys:
+            client.delete(*keys)
+
+
+def test_an_unreachable_redis_does_not_block_sign_ups(session, sink, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from newsletter.web.app import create_app
+
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    monkeypatch.setenv("NEWSLETTER_RATE_LIMIT_STORE", "redis")
+    monkeypatch.setenv("NEWSLETTER_REDIS_URL", f"redis://127.0.0.1:{closed_port}/7")
+    get_settings.cache_clear()
+    assert sign_up(TestClient(create_app()), "ada@example.org").status_code == 200
+
+
+def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, monkeypatch):
+    sign_up(web, "ada@example.org")
+    subscriber = find_subscriber(session, "ada@example.org")
+    old = make_old_token(monkeypatch, "confirm", subscriber, days=8)
+    expired = web.get(f"/confirm/{old}")
+    assert expired.status_code == 400 and "This link has expired" in expired.text
+    assert f'action="/renew/confirm/{old}"' in expired.text
+    token = expired.text.split('name="csrf_token" value="')[1].split('"')[0]
+    assert web.post(f"/renew/confirm/{old}", data={}).status_code == 403  # CSRF applies here too
+    renewed = web.post(f"/renew/confirm/{old}", data={"csrf_token": token})
+    assert renewed.status_code == 200 and "A new link is on its way" in renewed.text
+    fresh = received(sink)[-1]
+    assert fresh["Subject"] == "Confirm your Paper Digest subscription"
+    assert web.get(url_path(links(fresh, "/confirm/")[0])).status_code == 200
+    session.refresh(subscriber)
+    assert subscriber.status == "active"
+
+
+def test_bad_tampered_and_cross_purpose_confirmation_links_get_a_clear_page(session, web, monkeypatch):
+    sign_up(web, "ada@example.org")
+    subscriber = find_subscriber(session, "ada@example.org")
+    good = make_token("confirm", subscriber.id, subscriber.email)
+    for token in ("garbage", good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+                  make_token("unsubscribe", subscriber.id, subscriber.email),
+                  make_token("preferences", subscriber.id, subscriber.email),
+                  make_token("confirm", subscriber.id, "someone.else@example.org"),
+                  make_token("confirm", subscriber.id + 1, subscriber.email)):
+        response = web.get(f"/confirm/{token}")
+        assert response.status_code == 400 and "This link does not work" in response.text
+        assert "Traceback" not in response.text
+    session.refresh(subscriber)
+    assert subscriber.status == "pending"
+    old_unsubscribe = make_old_token(monkeypatch, "unsubscribe", subscriber, days=400)
+    assert web.post(f"/renew/unsubscribe/{old_unsubscribe}",
+                    data={"csrf_token": csrf_token(web, "/")}).status_code == 404  # only confirm/preferences renew
+
+
+def test_a_bounced_address_cannot_be_confirmed(session, web):
+    subscriber = add_active(session, "gone@example.org")
+    subscriber.status = "bounced"
+    session.commit()
+    response = web.get(f"/confirm/{make_token('confirm', subscriber.id, subscriber.email)}")
+    assert response.status_code == 409 and "cannot be subscribed" in response.text
