@@ -96,7 +96,7 @@ def admin_preview(request: Request, subscriber: str = "", day: date | None = Que
         params = {"subscriber": subscriber, "date": day.isoformat()}
         context.update(
             email=email, subject=rendered.subject, text=rendered.text, size=len(message),
-            headers=[(name, str(value)) for name, value in message_from_bytes(message, policy=default).items()],
+            message_headers=[(name, str(value)) for name, value in message_from_bytes(message, policy=default).items()],
             html_url=admin_url(request, "/admin/preview/html", **params),
             eml_url=admin_url(request, "/admin/preview.eml", **params),
         )
