@@ -1,0 +1,155 @@
+"""A person uses the site in a real browser (Debian's Chromium through Playwright) against uvicorn on loopback,
+with their mail going to a real SMTP server. Screenshots of every page go to test-artifacts/web/."""
+
+import time
+
+import pytest
+
+from newsletter.config import get_settings
+from newsletter.pipeline import run_daily
+from subscribers.profiles import find_subscriber
+from tests.conftest import ARTIFACTS
+from tests.helpers import TODAY, add_active, ingest_sample, links, received
+
+pytestmark = pytest.mark.browser
+SHOTS = ARTIFACTS / "web"
+DESKTOP = {"width": 1280, "height": 900}
+MOBILE = {"width": 375, "height": 812}
+
+
+def wait_for_mail(sink, count, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while len(received(sink)) < count:
+        assert time.monotonic() < deadline, f"expected {count} emails, got {len(received(sink))}"
+        time.sleep(0.05)
+    return received(sink)[count - 1]
+
+
+def shoot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_page(browser, viewport=DESKTOP, **options):
+    context = browser.new_context(viewport=viewport, timezone_id="Europe/Paris", **options)
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return context, page, problems
+
+
+def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, session, sink, live_server):
+    ingest_sample(session)
+    context, page, problems = open_page(browser)
+    page.goto(live_server.url + "/")
+    assert page.locator("select[name=timezone]").input_value() == "Europe/Paris"  # detected by the browser
+    shoot(page, "01-home")
+    page.fill("#email", "ada@example.org")
+    page.fill("#interests", "Making LLM inference cheaper: KV cache compression & quantization")
+    page.locator("label.chip", has_text="RAG").click()
+    page.fill("#keywords", "KV cache")
+    page.locator("label.chip", has_text="Weekly").click()
+    page.select_option("#send_hour", "6")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Check your inbox")
+    shoot(page, "02-check-inbox")
+
+    confirmation = wait_for_mail(sink, 1)
+    assert confirmation["To"] == "ada@example.org"
+    page.goto(links(confirmation, "/confirm/")[0])
+    page.wait_for_selector("text=You are subscribed")
+    shoot(page, "03-confirmed")
+    subscriber = find_subscriber(session, "ada@example.org")
+    assert (subscriber.status, subscriber.timezone, subscriber.frequency, subscriber.send_hour, subscriber.keywords) \
+        == ("active", "Europe/Paris", "weekly", 6, ["KV cache", "RAG"])
+
+    page.click("text=Open my preferences")
+    page.wait_for_selector("text=Your preferences")
+    page.fill("#followed_authors", "Tri Dao")
+    page.fill("#excluded_keywords", "robotics")
+    page.locator("label.chip", has_text="Daily").click()
+    page.select_option("#timezone", "America/New_York")
+    page.click("text=Save preferences")
+    page.wait_for_selector("text=Saved.")
+    shoot(page, "04-preferences-saved")
+    session.refresh(subscriber)
+    assert (subscriber.followed_authors, subscriber.excluded_keywords, subscriber.frequency, subscriber.timezone) \
+        == (["Tri Dao"], ["robotics"], "daily", "America/New_York")
+
+    run_daily(session, TODAY, get_settings())
+    edition = wait_for_mail(sink, 2)
+    page.goto(links(edition, "/view/")[0])
+    shoot(page, "05-view-in-browser")
+    page.goto(links(edition, "/feedback/")[0])
+    page.wait_for_selector("text=More like this?")
+    shoot(page, "06-feedback")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Thanks, noted")
+    page.goto(links(edition, "/preferences/")[0])
+    assert page.locator("text=10 papers").count() == 1  # the edition just received is listed
+    shoot(page, "07-preferences-with-editions")
+
+    page.goto(links(edition, "/unsubscribe/")[0])
+    shoot(page, "08-unsubscribe")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=You are unsubscribed")
+    shoot(page, "09-unsubscribed")
+    session.refresh(subscriber)
+    assert subscriber.status == "unsubscribed"
+    assert problems == []
+    context.close()
+
+
+def test_pages_fit_a_375px_phone(browser, session, sink, live_server):
+    ingest_sample(session)
+    ada = add_active(session, "ada@example.org", "LLM inference", "KV cache")
+    run_daily(session, TODAY, get_settings())  # after live_server: links point at it
+    edition = wait_for_mail(sink, 1)
+    context, page, problems = open_page(browser, viewport=MOBILE, is_mobile=True, has_touch=True)
+    pages = {"home": "/", "archive": "/archive", "archive-day": f"/archive/{TODAY.isoformat()}",
+             "preferences": links(edition, "/preferences/")[0], "feedback": links(edition, "/feedback/")[0],
+             "unsubscribe": links(edition, "/unsubscribe/")[0], "bad-link": "/preferences/not-a-token",
+             "not-found": "/no-such-page"}
+    for name, url in pages.items():
+        page.goto(url if url.startswith("http") else live_server.url + url)
+        shoot(page, f"mobile-{name}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= MOBILE["width"], f"{name} is {width}px wide"
+    assert [p.split("status of ")[-1] for p in problems] == ["400 (Bad Request)", "404 (Not Found)"]  # bad-link, not-found
+    assert ada.id
+    context.close()
+
+
+def test_the_site_works_without_javascript(browser, session, sink, live_server):
+    context, page, _ = open_page(browser, java_script_enabled=False)
+    page.goto(live_server.url + "/")
+    assert page.locator("select[name=timezone]").input_value() == "UTC"  # the fallback select
+    page.select_option("#timezone", "Asia/Tokyo")
+    page.fill("#email", "grace@example.org")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Check your inbox")
+    page.goto(links(wait_for_mail(sink, 1), "/confirm/")[0])
+    page.wait_for_selector("text=You are subscribed")
+    assert find_subscriber(session, "grace@example.org").timezone == "Asia/Tokyo"
+    context.close()
+
+
+def test_the_admin_preview_in_the_browser(browser, session, sink, live_server):
+    ingest_sample(session)
+    add_active(session, "ada@example.org", "LLM inference", "KV cache")
+    run_daily(session, TODAY, get_settings())  # after live_server: links point at it
+    context, page, problems = open_page(browser)
+    page.goto(f"{live_server.url}/admin?token=test-admin-token")
+    shoot(page, "10-admin")
+    page.fill("#subscriber", "ada@example.org")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Text part")
+    for frame in ("iframe.desktop", "iframe.mobile"):  # the framed email renders at both widths
+        page.frame_locator(frame).locator("text=Your papers today").wait_for()
+    shoot(page, "11-admin-preview")
+    page.locator(".frames").screenshot(path=str(SHOTS / "12-admin-preview-frames.png"))
+    page.goto(f"{live_server.url}/admin")
+    assert page.locator("text=Admin only").count() == 1
+    assert problems == [] or all("401" in p for p in problems)
+    context.close()
