@@ -121,7 +121,7 @@ def preview(
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="Port to listen on.")) -> None:
-    """Run the web app (unsubscribe pages, admin preview) with uvicorn."""
+    """Run the web app (subscribe, preferences, unsubscribe, archive, admin) with uvicorn."""
     import uvicorn
 
     uvicorn.run("newsletter.web.app:app", host=host, port=port, proxy_headers=True)
