@@ -49,7 +49,7 @@ def request_subscription(session: Session, email: str, **profile) -> tuple[Subsc
     subscriber = find_subscriber(session, address)
     if subscriber is None:
         subscriber = add_subscriber(session, address, status=SubscriberStatus.pending, **profile)
-        record(session, subscriber, "subscribe requested")
+        record(session, subscriber, "subscribe_request")
         return subscriber, CONFIRM
     return subscriber, _OWED.get(SubscriberStatus(subscriber.status))
 
@@ -66,7 +66,7 @@ def unsubscribe(session: Session, subscriber: Subscriber) -> bool:
     subscriber.status = SubscriberStatus.unsubscribed.value
     subscriber.unsubscribed_at = utcnow()
     session.add(subscriber)
-    record(session, subscriber, "unsubscribed")
+    record(session, subscriber, "unsubscribe")
     event(log, "subscriber unsubscribed", subscriber=subscriber.id, email=subscriber.email)
     return True
 
@@ -80,5 +80,5 @@ def confirm(session: Session, subscriber: Subscriber) -> bool:
     subscriber.unsubscribed_at = None
     subscriber.consent = "double-opt-in"
     session.add(subscriber)
-    record(session, subscriber, "confirmed")
+    record(session, subscriber, "confirm")
     return True

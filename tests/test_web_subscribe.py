@@ -64,7 +64,7 @@ def test_sign_up_creates_a_pending_subscriber_and_mails_a_confirmation_link(sess
     session.refresh(subscriber)
     assert subscriber.status == "active" and subscriber.consent == "double-opt-in" and subscriber.confirmed_at
     assert [e.kind for e in session.exec(select(Event).where(Event.subscriber_id == subscriber.id))] == [
-        "subscribe requested", "confirmed"]
+        "subscribe_request", "confirm"]
     preferences = web.get(url_path(confirmed.text.split('href="')[-1].split('"')[0]))
     assert preferences.status_code == 200 and "Your preferences" in preferences.text
     assert web.get(url_path(link)).status_code == 200  # opening the link twice is harmless

@@ -83,5 +83,5 @@ def save_preferences(token: str, request: Request, form: FormData = Depends(veri
             return preferences_page(request, session, subscriber, values, str(error), status_code=422)
         subscriber.paused = form.get("paused") == "1"
         session.add(subscriber)
-        record(session, subscriber, "preferences updated", paused=subscriber.paused)
+        record(session, subscriber, "preferences_update", paused=subscriber.paused)
         return preferences_page(request, session, subscriber, saved=True)
