@@ -8,11 +8,9 @@ import pytest
 from newsletter.config import get_settings
 from newsletter.pipeline import run_daily
 from subscribers.profiles import find_subscriber
-from tests.conftest import ARTIFACTS
 from tests.helpers import TODAY, add_active, ingest_sample, links, received
 
 pytestmark = pytest.mark.browser
-SHOTS = ARTIFACTS / "web"
 DESKTOP = {"width": 1280, "height": 900}
 MOBILE = {"width": 375, "height": 812}
 
@@ -25,9 +23,15 @@ def wait_for_mail(sink, count, timeout=10.0):
     return received(sink)[count - 1]
 
 
-def shoot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture
+def shots(artifacts_dir):
+    folder = artifacts_dir / "web"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def shoot(page, folder, name):
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def open_page(browser, viewport=DESKTOP, **options):
@@ -39,12 +43,12 @@ def open_page(browser, viewport=DESKTOP, **options):
     return context, page, problems
 
 
-def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, session, sink, live_server):
+def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, session, sink, live_server):
     ingest_sample(session)
     context, page, problems = open_page(browser)
     page.goto(live_server.url + "/")
     assert page.locator("select[name=timezone]").input_value() == "Europe/Paris"  # detected by the browser
-    shoot(page, "01-home")
+    shoot(page, shots, "01-home")
     page.fill("#email", "ada@example.org")
     page.fill("#interests", "Making LLM inference cheaper: KV cache compression & quantization")
     page.locator("label.chip", has_text="RAG").click()
@@ -53,13 +57,13 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, session, s
     page.select_option("#send_hour", "6")
     page.click("button[type=submit]")
     page.wait_for_selector("text=Check your inbox")
-    shoot(page, "02-check-inbox")
+    shoot(page, shots, "02-check-inbox")
 
     confirmation = wait_for_mail(sink, 1)
     assert confirmation["To"] == "ada@example.org"
     page.goto(links(confirmation, "/confirm/")[0])
     page.wait_for_selector("text=You are subscribed")
-    shoot(page, "03-confirmed")
+    shoot(page, shots, "03-confirmed")
     subscriber = find_subscriber(session, "ada@example.org")
     assert (subscriber.status, subscriber.timezone, subscriber.frequency, subscriber.send_hour, subscriber.keywords) \
         == ("active", "Europe/Paris", "weekly", 6, ["KV cache", "RAG"])
@@ -72,7 +76,7 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, session, s
     page.select_option("#timezone", "America/New_York")
     page.click("text=Save preferences")
     page.wait_for_selector("text=Saved.")
-    shoot(page, "04-preferences-saved")
+    shoot(page, shots, "04-preferences-saved")
     session.refresh(subscriber)
     assert (subscriber.followed_authors, subscriber.excluded_keywords, subscriber.frequency, subscriber.timezone) \
         == (["Tri Dao"], ["robotics"], "daily", "America/New_York")
@@ -80,28 +84,28 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, session, s
     run_daily(session, TODAY, get_settings())
     edition = wait_for_mail(sink, 2)
     page.goto(links(edition, "/view/")[0])
-    shoot(page, "05-view-in-browser")
+    shoot(page, shots, "05-view-in-browser")
     page.goto(links(edition, "/feedback/")[0])
     page.wait_for_selector("text=More like this?")
-    shoot(page, "06-feedback")
+    shoot(page, shots, "06-feedback")
     page.click("button[type=submit]")
     page.wait_for_selector("text=Thanks, noted")
     page.goto(links(edition, "/preferences/")[0])
     assert page.locator("text=10 papers").count() == 1  # the edition just received is listed
-    shoot(page, "07-preferences-with-editions")
+    shoot(page, shots, "07-preferences-with-editions")
 
     page.goto(links(edition, "/unsubscribe/")[0])
-    shoot(page, "08-unsubscribe")
+    shoot(page, shots, "08-unsubscribe")
     page.click("button[type=submit]")
     page.wait_for_selector("text=You are unsubscribed")
-    shoot(page, "09-unsubscribed")
+    shoot(page, shots, "09-unsubscribed")
     session.refresh(subscriber)
     assert subscriber.status == "unsubscribed"
     assert problems == []
     context.close()
 
 
-def test_pages_fit_a_375px_phone(browser, session, sink, live_server):
+def test_pages_fit_a_375px_phone(browser, shots, session, sink, live_server):
     ingest_sample(session)
     ada = add_active(session, "ada@example.org", "LLM inference", "KV cache")
     run_daily(session, TODAY, get_settings())  # after live_server: links point at it
@@ -113,7 +117,7 @@ def test_pages_fit_a_375px_phone(browser, session, sink, live_server):
              "not-found": "/no-such-page"}
     for name, url in pages.items():
         page.goto(url if url.startswith("http") else live_server.url + url)
-        shoot(page, f"mobile-{name}")
+        shoot(page, shots, f"mobile-{name}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= MOBILE["width"], f"{name} is {width}px wide"
     assert [p.split("status of ")[-1] for p in problems] == ["400 (Bad Request)", "404 (Not Found)"]  # bad-link, not-found
@@ -135,20 +139,20 @@ def test_the_site_works_without_javascript(browser, session, sink, live_server):
     context.close()
 
 
-def test_the_admin_preview_in_the_browser(browser, session, sink, live_server):
+def test_the_admin_preview_in_the_browser(browser, shots, session, sink, live_server):
     ingest_sample(session)
     add_active(session, "ada@example.org", "LLM inference", "KV cache")
     run_daily(session, TODAY, get_settings())  # after live_server: links point at it
     context, page, problems = open_page(browser)
     page.goto(f"{live_server.url}/admin?token=test-admin-token")
-    shoot(page, "10-admin")
+    shoot(page, shots, "10-admin")
     page.fill("#subscriber", "ada@example.org")
     page.click("button[type=submit]")
     page.wait_for_selector("text=Text part")
     for frame in ("iframe.desktop", "iframe.mobile"):  # the framed email renders at both widths
         page.frame_locator(frame).locator("text=Your papers today").wait_for()
-    shoot(page, "11-admin-preview")
-    page.locator(".frames").screenshot(path=str(SHOTS / "12-admin-preview-frames.png"))
+    shoot(page, shots, "11-admin-preview")
+    page.locator(".frames").screenshot(path=str(shots / "12-admin-preview-frames.png"))
     page.goto(f"{live_server.url}/admin")
     assert page.locator("text=Admin only").count() == 1
     assert problems == [] or all("401" in p for p in problems)
