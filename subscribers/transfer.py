@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -250,19 +251,27 @@ def import_subscribers(session: Session, path: Path, *, confirmed: bool = False,
 def _store(session: Session, rows: list[dict], report: ImportReport) -> None:
     """Add the rows not yet present, all in the caller's transaction (committed, or rolled back, as one)."""
     present = _existing(session, [row["email"] for row in rows])
+    defaults = _column_defaults()
+    new_rows = []
     for row in rows:
         if row["email"] in present:
             report.already_present.append(row["email"])
             continue
-        if not report.dry_run:
-            session.add(Subscriber(**row))
+        new_rows.append({**defaults, **row})
         report.imported[row["status"]] = report.imported.get(row["status"], 0) + 1
+    if report.dry_run or not new_rows:
+        return
     try:
-        session.flush()
+        session.execute(insert(Subscriber), new_rows)  # one executemany: building 10k model objects takes ~30 s
     except IntegrityError:
         session.rollback()
         raise InvalidInput("another process added some of these addresses meanwhile; nothing was imported, "
                            "run the import again") from None
+
+
+def _column_defaults() -> dict:
+    """Every column's default for a new subscriber (a bulk insert does not apply the model's Python defaults)."""
+    return Subscriber().model_dump(exclude={"id"})
 
 
 def _existing(session: Session, emails: list[str]) -> set[str]:
