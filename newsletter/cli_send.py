@@ -144,6 +144,8 @@ def _only_ids(session: Session, emails: list[str]) -> list[int] | None:
     for subscriber in subscribers:
         if subscriber.status != SubscriberStatus.active:
             raise InvalidInput(f"{subscriber.email} is {subscriber.status}: only active subscribers get editions")
+        if subscriber.paused:
+            raise InvalidInput(f"{subscriber.email} has paused their emails: paused subscribers get no edition")
     return [s.id for s in subscribers]
 
 

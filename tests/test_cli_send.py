@@ -22,7 +22,7 @@ from newsletter.cli import app
 from newsletter.delivery.send import send_edition
 from newsletter.edition_control import find_edition, pause_edition
 from newsletter.editions import plan_edition
-from newsletter.models import Delivery, Edition
+from newsletter.models import Delivery, Edition, Subscriber
 from newsletter.sink import SaveToFolder, SmtpSink
 from tests.helpers import TODAY, add_active, ingest_sample
 
@@ -87,6 +87,11 @@ def test_only_refuses_a_subscriber_who_is_not_active(session, readers, sink, smt
     run("subscribers", "add", "waiting@example.org", "--pending")
     result = run("send", "--only", "waiting@example.org")
     assert result.exit_code == 1 and "is pending" in result.output and "Traceback" not in result.output
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email == EMAILS[0])).one()
+    subscriber.paused = True
+    session.commit()
+    paused = run("send", "--only", EMAILS[0])
+    assert paused.exit_code == 1 and "has paused their emails" in paused.output
     assert sink.handler.envelopes == []
 
 
