@@ -11,7 +11,7 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.render import Links, one_line, render_context, render_edition
-from newsletter.render.compile import compile_mjml, html_env, template_sources
+from newsletter.render.compile import TEMPLATES_DIR, compile_mjml, html_env, template_sources, text_template
 from newsletter.render.context import authors_line, snippet, wrap
 from newsletter.render.samples import random_edition, worst_case_edition
 
@@ -57,6 +57,15 @@ def test_the_fast_path_equals_compiling_from_scratch(render_settings, number):
     if number == 3:
         edition["links"] = Links(unsubscribe_url=edition["links"].unsubscribe_url)
     assert normalized(render_edition(**edition).html) == normalized(from_scratch(edition))
+
+
+def test_the_plain_text_part_equals_rendering_its_source(render_settings):
+    """Paper fragments rendered once and reused give the same text as the template rendered as written."""
+    for number in range(1, 4):
+        edition = random_edition(render_settings, random.Random(number), number, count=4 * number - 2)
+        source = (TEMPLATES_DIR / "edition.txt").read_text(encoding="utf-8")
+        expected = text_template().environment.from_string(source).render(render_context(**edition))
+        assert render_edition(**edition).text == expected
 
 
 def test_values_are_escaped_and_render_as_written(render_settings):

@@ -69,5 +69,5 @@ def render_edition(day: date, recipient: str, interests: str, papers: list[Paper
 
 
 def fill_html(context: dict) -> str:
-    html = compiled_html_template().render(context)
-    return html if html.isascii() else html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    html = compiled_html_template().render(context)  # ASCII: values pass through compile.ascii_html
+    return html if html.isascii() else html.encode("ascii", "xmlcharrefreplace").decode("ascii")  # never, kept safe

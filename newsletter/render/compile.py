@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Callable, NamedTuple
 from urllib.parse import unquote
 
 import premailer
@@ -82,13 +83,79 @@ def _width(text: str) -> int:
 @lru_cache(maxsize=8192, typed=True)  # typed: Markup("a&amp;b") and "a&amp;b" are equal strings, not equal HTML
 def lines(value) -> Markup:
     """Escaped text broken at spaces every 100 characters or so (for text content: a line break is a space)."""
-    return Markup(wrap(str(escape(value)), 100, "", "\r\n"))
+    return ascii_html(Markup(wrap(str(escape(value)), 100, "", "\r\n")))
+
+
+def ascii_html(value):
+    """Every value filled in (Jinja's finalize): non-ASCII text escaped and written as character references.
+
+    Cheaper than converting the whole page, and it keeps the filled HTML ASCII like the compiled shell.
+    """
+    if isinstance(value, str) and not value.isascii():
+        return Markup(str(escape(value)).encode("ascii", "xmlcharrefreplace").decode("ascii"))
+    return value
 
 
 @lru_cache(maxsize=16)
 def compiled_html_template(name: str = "edition.mjml") -> Template:
     """The compiled, inlined template for `name`, built on first use and reused for every recipient."""
-    return html_env().from_string(compile_mjml(*template_sources(name)))
+    return with_paper_fragments(html_env(), compile_mjml(*template_sources(name)), Markup)
+
+
+# `{# paper fragment NAME #}...{# end fragment #}` marks the part of a paper's block that is the same for every
+# recipient (title, authors, abstract, links: not the rank, the reasons or the feedback links). It is rendered
+# once per paper and reused; to a template rendered from source, the markers are plain comments.
+# Both environments trim the line break after a comment (trim_blocks): so does the cut.
+_FRAGMENT = re.compile(r"\{#\s*paper fragment (\w+)\s*#\}(?:\r?\n)?(.*?)\{#\s*end fragment\s*#\}(?:\r?\n)?", re.DOTALL)
+
+
+class SharedPaper(NamedTuple):
+    """What a paper fragment may use: nothing that differs between recipients."""
+
+    title: str
+    url: str
+    pdf_url: str
+    code_url: str
+    authors_line: str
+    upvotes: int
+    snippet: str
+
+
+def with_paper_fragments(env: Environment, source: str, result: type = str) -> Template:
+    """`source` as a template whose paper fragments are filters of `env` (`{{ paper | NAME }}`): a filter is
+    called directly, where a global function would go through Jinja's context for every call."""
+
+    def extract(match: re.Match) -> str:
+        name, body = match.groups()
+        env.filters[name] = _cached_fragment(env.from_string(body), result)
+        return "{{ paper | %s }}" % name
+
+    return env.from_string(_FRAGMENT.sub(extract, source))
+
+
+def _cached_fragment(template: Template, result: type) -> Callable:
+    @lru_cache(maxsize=4096)
+    def render(*fields) -> str:
+        return result(template.render(paper=SharedPaper(*fields)))
+
+    def fragment(paper) -> str:
+        return render(paper.title, paper.url, paper.pdf_url, paper.code_url, paper.authors_line, paper.upvotes,
+                      paper.snippet)
+
+    fragment.cache_clear = render.cache_clear
+    fragment.is_paper_fragment = True
+    return fragment
+
+
+def clear_value_caches() -> None:
+    """Forget every rendered paper fragment and wrapped text (benchmarks measure the cold cost with this)."""
+    compiled_html_template(), text_template()  # both compiled: their fragments are registered
+    for env in (html_env(), _text_env()):
+        for value in env.filters.values():
+            if getattr(value, "is_paper_fragment", False):
+                value.cache_clear()
+    lines.cache_clear()
+    wrap.cache_clear()
 
 
 def template_sources(name: str = "edition.mjml") -> tuple[str, str]:
@@ -108,13 +175,16 @@ def html_env() -> Environment:
         lstrip_blocks=True,
         newline_sequence="\r\n",
         keep_trailing_newline=True,
+        finalize=ascii_html,
     )
     env.filters["lines"] = lines
     return env
 
 
+@lru_cache(maxsize=16)
 def text_template(name: str = "edition.txt") -> Template:
-    return _text_env().get_template(name)
+    """Loaded once (the loader would otherwise check the file's modification time for every recipient)."""
+    return with_paper_fragments(_text_env(), (TEMPLATES_DIR / name).read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)

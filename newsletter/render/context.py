@@ -25,7 +25,12 @@ class PaperView:
     more_url: str = ""
     less_url: str = ""
 
+    @property
+    def reasons_line(self) -> str:
+        return "; ".join(self.reasons)
 
+
+@lru_cache(maxsize=8192)  # the same abstracts go to many recipients
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """The start of `text`, cut on a word boundary, with an ellipsis when cut."""
     text = " ".join(text.split())
@@ -61,6 +66,7 @@ def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "
     )
 
 
+@lru_cache(maxsize=64)
 def date_label(day: date) -> str:
     return day.strftime("%A, %B ") + str(day.day) + day.strftime(", %Y")
 

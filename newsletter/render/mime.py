@@ -16,6 +16,7 @@ import secrets
 from base64 import b64encode
 from datetime import datetime, timezone
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 
 from newsletter.errors import InvalidInput
 from newsletter.render import RenderedEmail, one_line
@@ -34,13 +35,13 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: str, message_id: 
         "From": sender,
         "To": to,
         "Subject": one_line(rendered.subject, 200),
-        "Date": format_datetime(when or datetime.now(timezone.utc)),
+        "Date": date_value(when or datetime.now(timezone.utc).replace(microsecond=0)),
         "Message-ID": message_id,
         **(extra_headers or {}),
     }
     text_cte, text_body = encode_body(rendered.text)
     html_cte, html_body = encode_body(rendered.html)
-    boundary = _boundary(text_body, html_body)
+    boundary = _boundary(*(body for cte, body in ((text_cte, text_body), (html_cte, html_body)) if cte == b"7bit"))
     head = "".join(header_line(name, value) for name, value in headers.items())
     return b"".join((
         head.encode("ascii"),
@@ -54,6 +55,11 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: str, message_id: 
     ))
 
 
+@lru_cache(maxsize=4)  # a send run formats the same second many times
+def date_value(when: datetime) -> str:
+    return format_datetime(when)
+
+
 def encode_body(body: str) -> tuple[bytes, bytes]:
     """(Content-Transfer-Encoding, encoded body): CRLF line endings whatever `body` used, no final line break.
 
@@ -62,20 +68,26 @@ def encode_body(body: str) -> tuple[bytes, bytes]:
     quoted-printable here, and it never needs to look at a line).
     """
     data = body.encode("utf-8")
-    lines = data.splitlines()  # bytes split on CR, LF and CRLF only
-    if data.isascii() and max(map(len, lines), default=0) <= MAX_LINE and b"\0" not in data:
-        return b"7bit", b"\r\n".join(lines)
-    encoded = binascii.b2a_base64(b"\r\n".join(lines), newline=False)
+    if data.isascii():
+        lines = data.splitlines()  # bytes split on CR, LF and CRLF only
+        if max(map(len, lines), default=0) <= MAX_LINE and b"\0" not in data:
+            return b"7bit", b"\r\n".join(lines)
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        data = b"\r\n".join(data.splitlines())
+    encoded = binascii.b2a_base64(data, newline=False)
     return b"base64", b"\r\n".join([encoded[i:i + B64_LINE] for i in range(0, len(encoded), B64_LINE)])
 
 
 def _boundary(*bodies: bytes) -> bytes:
+    """A fresh random boundary; only 7bit bodies need looking at ("=_" cannot occur in base64)."""
     while True:
         boundary = b"=_" + secrets.token_hex(12).encode("ascii")  # "=_" never occurs in base64 or quoted-printable
         if not any(boundary in body for body in bodies):
             return boundary
 
 
+@lru_cache(maxsize=1024)  # most headers are the same in every message of an edition
 def header_line(name: str, value: str) -> str:
     """`Name: value` CRLF, folded, with every value flattened to one line first (no header injection)."""
     if not name.isascii() or not name.replace("-", "").isalnum():
@@ -94,6 +106,7 @@ def header_line(name: str, value: str) -> str:
     return fold(f"{name}: {text}") + "\r\n"
 
 
+@lru_cache(maxsize=256)  # the sender is the same for every message; parsing it costs more than the rest
 def address_value(value: str) -> str:
     """`Name <addr>` or `addr`, with the display name quoted or RFC 2047 encoded as needed."""
     name, address = ("", value) if "<" not in value and " " not in value else parseaddr(value)
