@@ -23,6 +23,8 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 subscribers_app = typer.Typer(help="Add, list, remove, import and export subscribers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
+bounces_app = typer.Typer(help="Returned mail: bounces, complaints and mailto: unsubscribes.", no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces")
 
 # Operations commands live in their own modules (send, test-send, editions, stats, subscribers import/export).
 app.command("send")(cli_send.send)
@@ -209,3 +211,26 @@ def subscribers_remove(email: str) -> None:
     with db.session_scope() as session:
         remove_subscriber(session, email)
     console.print(f"removed {email}", highlight=False)
+
+
+@bounces_app.command("process")
+@expected_errors
+def bounces_process(path: Path = typer.Argument(..., help="A Maildir folder or an mbox file of returned mail.")) -> None:
+    """Read DSN bounces, ARF complaints and mailto: unsubscribes from PATH; suppress addresses accordingly.
+
+    Safe to run again on the same mailbox: messages already handled are recognised and skipped.
+    """
+    from newsletter.delivery.bounces import process_mailbox
+
+    with db.session_scope() as session:
+        report = process_mailbox(session, path, get_settings())
+    table = Table("returned mail", "count")
+    for label, value in (("messages read", report.messages), ("hard bounces", report.hard_bounces),
+                         ("soft bounces", report.soft_bounces), ("complaints", report.complaints),
+                         ("unsubscribes", report.unsubscribes), ("addresses newly suppressed", report.suppressed),
+                         ("ignored (warnings, other mail)", report.ignored), ("unmatched", report.unmatched),
+                         ("already processed", report.already_processed)):
+        table.add_row(label, str(value))
+    console.print(table)
+    for line in report.problems[:20]:
+        err_console.print(f"  {line}", highlight=False)

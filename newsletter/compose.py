@@ -7,6 +7,7 @@ from datetime import date
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
+from newsletter.delivery.envelope import unsubscribe_mailbox
 from newsletter.models import Delivery, Paper, Pick, Subscriber
 from newsletter.ranking import CandidatePool, Recommendation, candidate_papers, sent_paper_ids
 from newsletter.ranking.feedback import feedback_url
@@ -97,12 +98,23 @@ def preview_email(session: Session, subscriber: Subscriber, day: date, settings:
 
 def message_id_for(delivery: Delivery, settings: Settings) -> str:
     """Derived from the delivery, so a second copy of the same delivery is recognisable by its Message-ID."""
-    return f"<edition-{delivery.edition_id}.delivery-{delivery.id}@{address_domain(settings.from_address)}>"
+    return delivery_message_id(delivery.edition_id, delivery.id, settings)
+
+
+def delivery_message_id(edition_id: int, delivery_id: int, settings: Settings) -> str:
+    return f"<edition-{edition_id}.delivery-{delivery_id}@{address_domain(settings.from_address)}>"
+
+
+def unsubscribe_mailto(subscriber: Subscriber, settings: Settings) -> str:
+    """The mailto: form of List-Unsubscribe: the signed token rides in the subject (local parts are too short)."""
+    token = make_token("unsubscribe", subscriber.id, subscriber.email, settings=settings)
+    return f"mailto:{unsubscribe_mailbox(settings)}?subject=unsubscribe%20{token}"
 
 
 def list_headers(subscriber: Subscriber, settings: Settings) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 bulk-mail headers; each unsubscribe target carries the recipient's signed token."""
     return {
-        "List-Unsubscribe": f"<{unsubscribe_url(subscriber, settings)}>",
+        "List-Unsubscribe": f"<{unsubscribe_url(subscriber, settings)}>, <{unsubscribe_mailto(subscriber, settings)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": f"Paper Digest <digest.{address_domain(settings.from_address)}>",
         "Precedence": "bulk",

@@ -30,6 +30,21 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_security: SmtpSecurity = SmtpSecurity.none
     smtp_timeout: float = 30.0
+    smtp_ca_file: Path | None = None  # CA bundle to verify the server's certificate; empty: the system's
+
+    # Delivery: envelope, signing, pacing, retries (README's table explains each one)
+    bounce_address: str = ""  # envelope sender; empty: the From address
+    verp: bool = False  # per-recipient signed bounce address: local+<delivery>-<signature>@domain
+    unsubscribe_mailbox: str = ""  # the mailto: of List-Unsubscribe; empty: unsubscribe@<From domain>
+    dkim_key_path: Path | None = None  # PEM private key; DKIM signing is on when this and the selector are set
+    dkim_selector: str = ""
+    dkim_domain: str = ""  # empty: the From domain
+    send_rate: float = 0.0  # messages per second for the whole system; 0: no cap
+    send_rate_shared: bool = False  # share the cap between processes through Redis (redis_url)
+    max_attempts: int = 5  # SMTP attempts per delivery before a temporary failure becomes permanent
+    retry_base_delay: float = 60.0  # seconds before the first retry; doubles each attempt, with jitter
+    retry_max_delay: float = 3600.0
+    soft_bounce_limit: int = 3  # consecutive soft bounces that suppress an address
 
     from_address: str = Field("Paper Digest <digest@localhost>", validation_alias="NEWSLETTER_FROM")
     base_url: str = "http://127.0.0.1:8000"

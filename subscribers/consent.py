@@ -59,14 +59,17 @@ def record(session: Session, subscriber: Subscriber, kind: str, **detail) -> Non
     session.flush()
 
 
-def unsubscribe(session: Session, subscriber: Subscriber) -> bool:
-    """Stop all mail to this subscriber at once. Returns False when they were already unsubscribed."""
+def unsubscribe(session: Session, subscriber: Subscriber, **detail) -> bool:
+    """Stop all mail to this subscriber at once. Returns False when they were already unsubscribed.
+
+    `detail` goes into the recorded event (e.g. how the request came: a mailto: message).
+    """
     if subscriber.status == SubscriberStatus.unsubscribed:
         return False
     subscriber.status = SubscriberStatus.unsubscribed.value
     subscriber.unsubscribed_at = utcnow()
     session.add(subscriber)
-    record(session, subscriber, "unsubscribe")
+    record(session, subscriber, "unsubscribe", **detail)
     event(log, "subscriber unsubscribed", subscriber=subscriber.id, email=subscriber.email)
     return True
 

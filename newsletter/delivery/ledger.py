@@ -1,59 +1,129 @@
 """The delivery ledger: claim a row before sending, finish it right after the server answers.
 
-Rule for rows left in `sending` by a crashed process: after `lease` has passed they are put back to `pending`
-and sent again. Only messages that were in flight at the crash can be sent twice, and each copy carries the same
-Message-ID, so a duplicate is recognisable.
+Row life: `pending` → (claim) → `sending` → `sent` | `failed` | `skipped`, or back to `pending` with a
+`next_attempt_at` after a temporary failure (`defer`).
+
+Claim: one conditional UPDATE (`WHERE id = ? AND status = 'pending' AND due AND the edition is neither paused
+nor cancelled`), committed at once; it returns the subscriber's current state for the send-time suppression
+check. The database serialises writers to the row (SQLite: the write lock; PostgreSQL: the row lock, after which READ COMMITTED
+re-checks the WHERE), so of two senders racing for a row exactly one sees rowcount 1. A batched claim (several
+ids in one statement, or SELECT ... FOR UPDATE SKIP LOCKED) keeps the same meaning as long as each row it returns
+went pending → sending in that statement.
+
+Crash rule: a row left in `sending` for longer than the lease is put back to `pending` by `release_stale` and
+sent again. Only messages in flight at the crash (claimed, possibly accepted by the server, not yet marked sent)
+can be sent twice, and each copy carries the same Message-ID, so a duplicate is recognisable.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, func, or_, update
 from sqlmodel import Session, select
 
-from newsletter.models import Delivery, DeliveryStatus, utcnow
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
 
 DEFAULT_LEASE = timedelta(minutes=15)
 
+# The per-message statements are built once. `claim` and `mark_sent` take a Session or, on the hot path, a plain
+# Connection of their own (send_edition uses one): the ledger's cost per message should be the database's.
+_row = Delivery.__table__.c
+
+
+def _subscriber_field(column):
+    return (select(column).where(Subscriber.id == _row.subscriber_id)
+            .correlate(Delivery.__table__).scalar_subquery().label(column.key))
+
+
+_EDITION_OPEN = (select(Edition.id).where(Edition.id == _row.edition_id,
+                                          Edition.status.not_in((EditionStatus.paused.value,
+                                                                 EditionStatus.cancelled.value)))
+                 .correlate(Delivery.__table__).exists())
+_CLAIM = (update(Delivery.__table__)
+          .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
+                 or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
+          .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
+          .returning(_row.subscriber_id, _row.attempts, *map(_subscriber_field, (
+              Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces))))
+_MARK_SENT = (update(Delivery.__table__)
+              .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.sending.value)
+              .values(status=DeliveryStatus.sent.value, message_id=bindparam("message_id"),
+                      sent_at=bindparam("now"), error=None, next_attempt_at=None))
+
+
+def _due(now: datetime):
+    return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
+
 
 def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int | None = None,
-                subscriber_ids: list[int] | None = None) -> list[int]:
+                subscriber_ids: list[int] | None = None, due_only: bool = True,
+                among: list[int] | None = None) -> list[int]:
+    """Pending rows of an edition (of `subscriber_ids`, or among the ids `among`) in id order; by default only
+    those whose retry time has come."""
     query = (select(Delivery.id)
              .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending,
                     Delivery.id > after_id)
              .order_by(Delivery.id))
     if subscriber_ids is not None:
         query = query.where(Delivery.subscriber_id.in_(subscriber_ids))
+    if among is not None:
+        query = query.where(Delivery.id.in_(among))
+    if due_only:
+        query = query.where(_due(utcnow()))
     if limit:
         query = query.limit(limit)
     return list(session.exec(query))
 
 
-def claim(session: Session, delivery_id: int) -> bool:
-    """Atomically move one row pending -> sending. False when another sender got it first."""
-    result = session.exec(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.pending)
-        .values(status=DeliveryStatus.sending.value, claimed_at=utcnow(), attempts=Delivery.attempts + 1)
-    )
-    session.commit()
-    return result.rowcount == 1
+def next_retry_at(session: Session, edition_id: int, ids: list[int] | None = None) -> datetime | None:
+    """The earliest retry time among the edition's deferred rows (within `ids` when given)."""
+    query = select(func.min(Delivery.next_attempt_at)).where(
+        Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending)
+    if ids is not None:
+        query = query.where(Delivery.id.in_(ids))
+    return session.exec(query).one()
+
+
+def claim(db: Session | Connection, delivery_id: int):
+    """Atomically move one due row pending -> sending (see the module's rule).
+
+    Returns the claimed row (subscriber_id, attempts, and the subscriber's email, status, paused, soft_bounces
+    as they are at the claim, for the send-time check) or None when the row is not ours to send.
+    """
+    claimed = db.execute(_CLAIM, {"delivery_id": delivery_id, "now": utcnow()}).first()
+    db.commit()
+    return claimed
+
+
+def mark_sent(db: Session | Connection, delivery_id: int, message_id: str) -> None:
+    """Record that the server accepted the message, committed at once."""
+    db.execute(_MARK_SENT, {"delivery_id": delivery_id, "message_id": message_id, "now": utcnow()})
+    db.commit()
 
 
 def finish(session: Session, delivery_id: int, status: DeliveryStatus, *, message_id: str | None = None,
            error: str | None = None) -> None:
-    values = {"status": status.value, "error": error}
     if status == DeliveryStatus.sent:
-        values.update(message_id=message_id, sent_at=utcnow())
+        return mark_sent(session, delivery_id, message_id)
+    values = {"status": status.value, "error": error, "next_attempt_at": None}
     session.exec(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
                  .values(**values))
     session.commit()
 
 
-def release(session: Session, delivery_id: int, error: str) -> None:
-    """Give a claimed row back (temporary failure): a later run retries it."""
-    finish(session, delivery_id, DeliveryStatus.pending, error=error)
+def defer(session: Session, delivery_id: int, error: str, retry_at: datetime | None = None,
+          count_attempt: bool = True) -> None:
+    """Give a claimed row back after a temporary failure; it is not claimed again before `retry_at`.
+
+    `count_attempt=False` takes back the attempt the claim counted (the failure was not this message's).
+    """
+    values = {"status": DeliveryStatus.pending.value, "error": error, "next_attempt_at": retry_at}
+    if not count_attempt:
+        values["attempts"] = Delivery.attempts - 1
+    session.exec(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
+                 .values(**values))
+    session.commit()
 
 
 def release_stale(session: Session, edition_id: int, lease: timedelta = DEFAULT_LEASE) -> int:

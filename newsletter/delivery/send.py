@@ -1,89 +1,260 @@
-"""Sending an edition: claim each pending row, re-check the subscriber, render, hand to SMTP, record."""
+"""Sending an edition: claim each pending row, re-check the subscriber, compose, sign, pace, send, record.
+
+Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
+`next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails; a permanent one (5xx)
+fails the row and suppresses the address; a refused login or envelope sender stops the run and blames no one.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
 from sqlmodel import Session, select
 
-from newsletter.compose import compose_delivery, message_id_for, trending_papers
+from newsletter.compose import compose_delivery, delivery_message_id, trending_papers
 from newsletter.config import Settings
 from newsletter.delivery import ledger
+from newsletter.delivery.dkim_sign import dkim_signer
+from newsletter.delivery.envelope import envelope_sender
+from newsletter.delivery.rate import rate_limit_for
+from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
+from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.log import event
-from newsletter.delivery.smtp import PermanentFailure, SmtpSender, TemporaryFailure
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
 
 log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending
+
+# compose(delivery_id, subscriber_id) -> the message bytes (without DKIM; send signs them)
+Composer = Callable[[int, int], bytes]
+
+
+@dataclass
+class _Outgoing:
+    delivery_id: int
+    recipient: Row  # from ledger.claim: subscriber_id, attempts, email, status, paused, soft_bounces
+    message_id: str
+    data: bytes
 
 
 @dataclass
 class SendReport:
     edition_id: int
     sent: int = 0
-    failed: int = 0  # permanent refusals
-    deferred: int = 0  # temporary failures, left pending for a later run
+    failed: int = 0  # permanent refusals, and temporary failures out of attempts
+    deferred: int = 0  # rows waiting for a retry (temporary failure) when the run ended
     skipped: int = 0  # suppressed at send time, or taken by another sender
+    retries: int = 0  # temporary failures met (each deferred with backoff)
     errors: list[str] = field(default_factory=list)
-    stopped: str = ""  # why the run ended before the last pending row: "interrupted", "edition paused", ...
+    stopped: str = ""  # why the run ended before the last row: "interrupted", "edition paused", ...
 
     @property
     def handled(self) -> int:
         return self.sent + self.failed + self.deferred + self.skipped
 
 
+def retry_delay(attempts: int, settings: Settings, rng: random.Random | None = None) -> float:
+    """Seconds to wait after the `attempts`-th failed attempt: doubling from the base, capped, half of it jittered
+    so senders that failed together do not retry together."""
+    delay = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** max(0, attempts - 1))
+    return delay / 2 + (rng or random).uniform(0, delay / 2)
+
+
 def send_edition(session: Session, edition_id: int, settings: Settings, *, limit: int | None = None,
                  delivery_ids: list[int] | None = None,
                  on_progress: Callable[[SendReport], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> SendReport:
+                 should_stop: Callable[[], bool] | None = None,
+                 compose: Composer | None = None, wait_for_retries: float = 0.0) -> SendReport:
     """Send the pending deliveries of an edition (all, or only those in `delivery_ids`) once.
 
-    Safe to run again and beside other senders: each row is claimed before it is sent. Before each claim the
-    edition's status is read again, so a pause or cancel from elsewhere takes effect after the message in flight;
+    Safe to run again and beside other senders: each row is claimed before it is sent. The claim also checks
+    the edition's status, so a pause or cancel from elsewhere takes effect after the message in flight;
     `should_stop` (e.g. set by Ctrl-C) ends the run the same way. Unsent rows stay pending for the next run.
+    With `wait_for_retries` (seconds) the run also retries the rows it deferred whose retry time comes within
+    that time; otherwise a later run does. `compose` replaces per-recipient rendering (benchmarks pass
+    pre-rendered messages).
     """
     edition = session.get(Edition, edition_id)
     report = SendReport(edition_id=edition_id)
     if edition is None or edition.status in (EditionStatus.paused, EditionStatus.cancelled):
         return report
     ledger.release_stale(session, edition_id)
-    trending_pool = trending_papers(session, edition.date, settings)
-    consecutive_deferrals = 0
-    with SmtpSender(settings) as sender:
-        if delivery_ids is None:
-            delivery_ids = ledger.pending_ids(session, edition_id, limit=limit)
-        for delivery_id in delivery_ids:
-            report.stopped = _reason_to_stop(session, edition_id, should_stop)
-            if report.stopped:
+    run = _Run(session, edition, settings, report, compose or _renderer(session, edition, settings), on_progress,
+               should_stop)
+    deadline = time.monotonic() + wait_for_retries
+    with SmtpSender(settings) as run.sender, session.get_bind().connect() as run.ledger_db:
+        ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
+        while run.send_all(ids) and run.waiting:
+            retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
+            pause = (retry_at - utcnow()).total_seconds() if retry_at else None
+            if pause is None or time.monotonic() + pause > deadline:
                 break
-            deferred_before = report.deferred
-            _send_one(session, sender, delivery_id, edition, trending_pool, settings, report)
-            consecutive_deferrals = consecutive_deferrals + 1 if report.deferred > deferred_before else 0
-            if on_progress:
-                on_progress(report)
-            if consecutive_deferrals >= MAX_CONSECUTIVE_DEFERRALS:
-                report.stopped = f"{consecutive_deferrals} temporary failures in a row"
-                break
+            time.sleep(max(0.0, pause))
+            ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
+    report.deferred = len(run.waiting)
     _update_edition_status(session, edition)
     return report
 
 
-def _reason_to_stop(session: Session, edition_id: int, should_stop: Callable[[], bool] | None) -> str:
-    if should_stop and should_stop():
-        return "interrupted"
-    status = session.exec(select(Edition.status).where(Edition.id == edition_id)).one()
-    session.commit()  # end the read transaction so the next check sees a fresh status
-    if status in (EditionStatus.paused, EditionStatus.cancelled):
-        return f"edition {status}"
-    return ""
+def _renderer(session: Session, edition: Edition, settings: Settings) -> Composer:
+    trending_pool = trending_papers(session, edition.date, settings)
+
+    def render(delivery_id: int, subscriber_id: int) -> bytes:
+        delivery, subscriber = session.get(Delivery, delivery_id), session.get(Subscriber, subscriber_id)
+        return compose_delivery(session, delivery, subscriber, edition.date, trending_pool, settings)
+
+    return render
+
+
+class _Run:
+    """One send_edition call: the open SMTP connection, the pacing, the signer and the rows it deferred."""
+
+    def __init__(self, session: Session, edition: Edition, settings: Settings, report: SendReport,
+                 compose: Composer, on_progress, should_stop):
+        self.session, self.edition, self.settings, self.report = session, edition, settings, report
+        self.compose, self.on_progress, self.should_stop = compose, on_progress, should_stop
+        self.sign = dkim_signer(settings)  # reads the key now: a bad key fails before anything is claimed
+        self.rate_limit = rate_limit_for(settings)
+        self.sender: SmtpSender | None = None
+        # The per-message ledger statements go through a connection of their own (no ORM overhead). The
+        # session commits its own writes before any ledger write, so the two never wait on each other.
+        self.ledger_db = None
+        self.waiting: set[int] = set()  # rows this run deferred and may retry
+        self.stopped = False
+
+    def send_all(self, ids: list[int]) -> bool:
+        """Try each row once. False when the run must stop (interrupted, edition paused, server down, ...)."""
+        self.consecutive_deferrals = 0
+        for delivery_id in ids:
+            if self.should_stop and self.should_stop():
+                self.report.stopped = "interrupted"
+                return False
+            outgoing = self._prepare(delivery_id)
+            if outgoing is not None and self._submit(outgoing):
+                self._collect(outgoing)
+            if self._must_stop():
+                return False
+        return True
+
+    def _prepare(self, delivery_id: int) -> _Outgoing | None:
+        """Claim the row and build its message; None when there is nothing to send (taken, suppressed, paused)."""
+        recipient = ledger.claim(self.ledger_db, delivery_id)
+        if recipient is None:
+            if self._edition_closed():
+                return None
+            if delivery_id in self.waiting:
+                self.waiting.discard(delivery_id)  # another sender retried it first
+            else:
+                self._settled("skipped")
+            return None
+        self.waiting.discard(delivery_id)
+        blocker = send_blocker(recipient.status, recipient.paused)
+        if blocker:  # unsubscribes and bounces are honoured at send time, not only at planning time
+            ledger.finish(self.session, delivery_id, DeliveryStatus.skipped, error=blocker)
+            self._settled("skipped")
+            return None
+        data = self.compose(delivery_id, recipient.subscriber_id)
+        return _Outgoing(delivery_id, recipient, delivery_message_id(self.edition.id, delivery_id, self.settings),
+                         self.sign(data) if self.sign else data)
+
+    def _edition_closed(self) -> bool:
+        """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
+        status = self.ledger_db.execute(select(Edition.status).where(Edition.id == self.edition.id)).scalar_one()
+        self.ledger_db.commit()
+        if status in (EditionStatus.paused, EditionStatus.cancelled):
+            self.report.stopped = f"edition {status}"
+            self.stopped = True
+        return self.stopped
+
+    def _submit(self, outgoing: _Outgoing) -> bool:
+        """Hand the message over (envelope and content). False when that already failed (and was recorded)."""
+        self.rate_limit.wait()
+        try:
+            self.sender.submit(outgoing.recipient.email, outgoing.data,
+                               envelope_sender(outgoing.delivery_id, self.settings))
+        except (PermanentFailure, TemporaryFailure, SenderRejected) as error:
+            self._failure(outgoing, error)
+            return False
+        return True
+
+    def _collect(self, outgoing: _Outgoing) -> None:
+        try:
+            self.sender.collect()
+        except (PermanentFailure, TemporaryFailure) as error:
+            self._failure(outgoing, error)
+            return
+        ledger.mark_sent(self.ledger_db, outgoing.delivery_id, outgoing.message_id)
+        if outgoing.recipient.soft_bounces:
+            reset_soft_bounces(self.session, outgoing.recipient.subscriber_id)
+            self.session.commit()
+        self._settled("sent")
+        event(log, "delivery sent", delivery=outgoing.delivery_id, to=outgoing.recipient.email,
+              message_id=outgoing.message_id)
+
+    def _failure(self, outgoing: _Outgoing, error: Exception) -> None:
+        if isinstance(error, PermanentFailure):
+            self._failed(outgoing.delivery_id, outgoing.recipient, error)
+        elif isinstance(error, TemporaryFailure):
+            self._deferred(outgoing.delivery_id, outgoing.recipient, error)
+        else:  # SenderRejected: not this recipient's fault
+            ledger.defer(self.session, outgoing.delivery_id, str(error), count_attempt=False)
+            self.report.stopped = str(error)
+            self.stopped = True
+            event(log, "sending stopped", logging.ERROR, delivery=outgoing.delivery_id, error=str(error))
+
+    def _settled(self, outcome: str) -> None:
+        """Count one row's outcome: sent, failed, deferred or skipped."""
+        if outcome != "deferred":
+            setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        self.consecutive_deferrals = self.consecutive_deferrals + 1 if outcome == "deferred" else 0
+        if self.on_progress:
+            self.report.deferred = len(self.waiting)
+            self.on_progress(self.report)
+
+    def _must_stop(self) -> bool:
+        if self.consecutive_deferrals >= MAX_CONSECUTIVE_DEFERRALS and not self.stopped:
+            self.report.stopped = f"{self.consecutive_deferrals} temporary failures in a row"
+            self.stopped = True
+        return self.stopped
+
+    def _failed(self, delivery_id: int, recipient, error: PermanentFailure) -> None:
+        ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=str(error))
+        subscriber = self.session.get(Subscriber, recipient.subscriber_id)
+        self.session.refresh(subscriber)
+        record_hard_bounce(self.session, subscriber, {"delivery_id": delivery_id, "source": "smtp",
+                                                      "code": error.code, "reason": str(error)})
+        self.session.commit()
+        self._settled("failed")
+        self.report.errors.append(f"{recipient.email}: {error}")
+        event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=str(error))
+
+    def _deferred(self, delivery_id: int, recipient, error: TemporaryFailure) -> None:
+        self.report.retries += 1
+        if recipient.attempts >= self.settings.max_attempts:
+            reason = f"gave up after {recipient.attempts} attempts: {error}"
+            ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)
+            self._settled("failed")
+            self.report.errors.append(f"{recipient.email}: {reason}")
+            event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=reason)
+            return
+        retry_at = utcnow() + timedelta(seconds=retry_delay(recipient.attempts, self.settings))
+        ledger.defer(self.session, delivery_id, str(error), retry_at)
+        self.waiting.add(delivery_id)
+        self._settled("deferred")
+        self.report.errors.append(f"{recipient.email}: {error}")
+        event(log, "delivery deferred", logging.WARNING, delivery=delivery_id, to=recipient.email, error=str(error),
+              retry_at=retry_at.isoformat())
 
 
 def _update_edition_status(session: Session, edition: Edition) -> None:
     """`sending` while rows are pending, else `done`; a pause or cancel made meanwhile always wins."""
-    still_open = bool(ledger.pending_ids(session, edition.id, limit=1))
+    still_open = bool(ledger.pending_ids(session, edition.id, limit=1, due_only=False))
     session.exec(
         update(Edition)
         .where(Edition.id == edition.id, Edition.status.not_in((EditionStatus.paused, EditionStatus.cancelled)))
@@ -91,41 +262,3 @@ def _update_edition_status(session: Session, edition: Edition) -> None:
     )
     session.commit()
     session.refresh(edition)
-
-
-def _send_one(session: Session, sender: SmtpSender, delivery_id: int, edition: Edition, trending_pool: list,
-              settings: Settings, report: SendReport) -> None:
-    if not ledger.claim(session, delivery_id):
-        report.skipped += 1
-        return
-    delivery = session.get(Delivery, delivery_id)
-    session.refresh(delivery)
-    subscriber = session.get(Subscriber, delivery.subscriber_id)
-    session.refresh(subscriber)  # unsubscribes are honoured at send time, not only at planning time
-    if subscriber.status != SubscriberStatus.active or subscriber.paused:
-        reason = "paused" if subscriber.status == SubscriberStatus.active else subscriber.status
-        ledger.finish(session, delivery_id, DeliveryStatus.skipped, error=f"subscriber is {reason}")
-        report.skipped += 1
-        return
-    message_id = message_id_for(delivery, settings)
-    data = compose_delivery(session, delivery, subscriber, edition.date, trending_pool, settings)
-    try:
-        sender.send(subscriber.email, data)
-    except PermanentFailure as error:
-        ledger.finish(session, delivery_id, DeliveryStatus.failed, error=str(error))
-        subscriber.status = SubscriberStatus.bounced.value
-        session.add(subscriber)
-        session.commit()
-        report.failed += 1
-        report.errors.append(f"{subscriber.email}: {error}")
-        event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=subscriber.email, error=str(error))
-        return
-    except TemporaryFailure as error:
-        ledger.release(session, delivery_id, str(error))
-        report.deferred += 1
-        report.errors.append(f"{subscriber.email}: {error}")
-        event(log, "delivery deferred", logging.WARNING, delivery=delivery_id, to=subscriber.email, error=str(error))
-        return
-    ledger.finish(session, delivery_id, DeliveryStatus.sent, message_id=message_id)
-    report.sent += 1
-    event(log, "delivery sent", delivery=delivery_id, to=subscriber.email, message_id=message_id)

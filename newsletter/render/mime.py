@@ -155,6 +155,7 @@ def fold(line: str) -> str:
     return "\r\n ".join(out)
 
 
+@lru_cache(maxsize=64)
 def address_domain(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2] or "localhost"
 

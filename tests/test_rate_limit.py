@@ -1,0 +1,81 @@
+"""The messages-per-second cap: per process, and shared by several senders through Redis (db 5 in tests)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+
+from newsletter.delivery.rate import RATE_KEY, LocalRateLimit, RedisRateLimit
+from newsletter.delivery.send import send_edition
+from tests.scripted_smtp import ScriptedSmtp
+from tests.test_delivery import configured, planned
+
+REDIS_URL = "redis://127.0.0.1:6379/5"
+
+
+def spacing(times: list[float]) -> float:
+    ordered = sorted(times)
+    return min(b - a for a, b in zip(ordered, ordered[1:]))
+
+
+def test_local_cap_spaces_messages_evenly():
+    limit = LocalRateLimit(50)
+    times = []
+    for _ in range(10):
+        limit.wait()
+        times.append(time.monotonic())
+    assert times[-1] - times[0] >= 9 * 0.02 * 0.95 and spacing(times) >= 0.02 * 0.5
+
+
+@pytest.mark.redis
+def test_redis_cap_is_shared_by_two_senders():
+    key = f"test:issue5:rate:{uuid.uuid4().hex}"
+    senders = [RedisRateLimit(40, REDIS_URL, key=key) for _ in range(2)]  # as two processes would have
+    times, lock = [], threading.Lock()
+
+    def send(limit):
+        for _ in range(8):
+            limit.wait()
+            with lock:
+                times.append(time.monotonic())
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=send, args=(limit,)) for limit in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    try:
+        assert len(times) == 16
+        assert elapsed >= 15 * 0.025 * 0.9  # 16 messages at 40/s in total, not 40/s each
+        assert spacing(times) >= 0.025 * 0.5  # evenly spaced, allowing for thread wake-up jitter
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete(key)
+        for limit in senders:
+            limit.close()
+
+
+@pytest.mark.redis
+def test_send_edition_honours_the_shared_cap(session, settings, tmp_path):
+    with ScriptedSmtp(tmp_path / "scripted") as smtp:
+        edition = planned(session, settings, *(f"reader{i}@example.org" for i in range(5)))
+        local = configured(settings, smtp, send_rate=20, send_rate_shared=True, redis_url=REDIS_URL)
+        started = time.monotonic()
+        try:
+            assert send_edition(session, edition, local).sent == 5
+        finally:
+            redis.Redis.from_url(REDIS_URL).delete(RATE_KEY)
+        assert time.monotonic() - started >= 4 * 0.05 * 0.9
+
+
+def test_unreachable_redis_is_a_clear_error():
+    from newsletter.errors import DeliveryError
+
+    limit = RedisRateLimit(10, "redis://127.0.0.1:1/5")
+    with pytest.raises(DeliveryError, match="shared send rate needs Redis"):
+        limit.wait()
