@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from newsletter.errors import BadToken, ExpiredToken
+from newsletter.errors import BadToken, ExpiredToken, InvalidInput
 from newsletter.log import event
 from newsletter.models import Event, Subscriber, SubscriberStatus, utcnow
 from subscribers.profiles import add_subscriber, find_subscriber, normalize_email, validated_profile
@@ -48,9 +49,18 @@ def request_subscription(session: Session, email: str, **profile) -> tuple[Subsc
     validated_profile(**profile)  # a bad field is reported before anything is looked up or written
     subscriber = find_subscriber(session, address)
     if subscriber is None:
-        subscriber = add_subscriber(session, address, status=SubscriberStatus.pending, **profile)
-        record(session, subscriber, "subscribe_request")
-        return subscriber, CONFIRM
+        try:
+            with session.begin_nested():
+                subscriber = add_subscriber(session, address, status=SubscriberStatus.pending, **profile)
+        except (IntegrityError, InvalidInput):
+            # A concurrent request signed the same address up a moment ago (seen by add_subscriber's own look,
+            # or by the unique index); the profile was validated above, so nothing else raises here.
+            subscriber = find_subscriber(session, address)
+            if subscriber is None:
+                raise
+        else:
+            record(session, subscriber, "subscribe_request")
+            return subscriber, CONFIRM
     return subscriber, _OWED.get(SubscriberStatus(subscriber.status))
 
 

@@ -8,7 +8,7 @@ import pytest
 from newsletter.config import get_settings
 from newsletter.pipeline import run_daily
 from subscribers.profiles import find_subscriber
-from tests.helpers import TODAY, add_active, ingest_sample, links, received
+from tests.helpers import TODAY, add_active, html_part, ingest_sample, links, received
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 900}
@@ -61,6 +61,8 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, ses
 
     confirmation = wait_for_mail(sink, 1)
     assert confirmation["To"] == "ada@example.org"
+    page.set_content(html_part(confirmation))
+    shoot(page, shots, "02b-confirmation-email")
     page.goto(links(confirmation, "/confirm/")[0])
     page.wait_for_selector("text=You are subscribed")
     shoot(page, shots, "03-confirmed")

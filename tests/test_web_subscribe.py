@@ -233,3 +233,20 @@ def test_a_bounced_address_cannot_be_confirmed(session, web):
     session.commit()
     response = web.get(f"/confirm/{make_token('confirm', subscriber.id, subscriber.email)}")
     assert response.status_code == 409 and "cannot be subscribed" in response.text
+
+
+def test_two_sign_ups_of_one_new_address_at_once_make_one_subscriber(session, settings, monkeypatch):
+    """The later request looked before the earlier one wrote: its insert collides and it is answered as for a
+    known address (no error page)."""
+    import subscribers.consent as consent
+
+    first, owed = consent.request_subscription(session, "ada@example.org")
+    session.commit()
+    looks = []  # the later request's first look happened before the earlier one committed
+    real_find = consent.find_subscriber
+    monkeypatch.setattr(consent, "find_subscriber",
+                        lambda s, a: real_find(s, a) if looks.append(a) or len(looks) > 1 else None)
+    second, owed_again = consent.request_subscription(session, "ada@example.org")
+    session.commit()
+    assert (owed, owed_again) == (consent.CONFIRM, consent.CONFIRM) and first.id == second.id
+    assert len(session.exec(select(Subscriber)).all()) == 1
