@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
 
@@ -251,3 +253,41 @@ def test_an_unreachable_smtp_server_stops_the_send_with_one_line(session, reader
     assert result.stderr.strip().splitlines()[-1] == \
            "error: stopped after 5 temporary failures in a row; the rest stays pending for the next run"
     assert all(d.status == "pending" for d in deliveries(session))
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_flight(session, readers, settings,
+                                                                                      tmp_path):
+    """Documented behaviour of an abort: the row in flight may stay `sending`; once its lease has passed, the next
+    run sends it again (with the same Message-ID). No row is lost on the way."""
+    from sqlalchemy import update
+
+    from newsletter.models import utcnow
+
+    with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
+        env = {**os.environ, "NEWSLETTER_SMTP_HOST": sink.host, "NEWSLETTER_SMTP_PORT": str(sink.port)}
+        command = [sys.executable, "-m", "newsletter", "send"]
+        first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        deadline = time.monotonic() + 60
+        while len(sink.handler.envelopes) < 2 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.02)
+        first.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+        assert first.returncode != 0
+        statuses = [d.status for d in deliveries(session)]
+        assert set(statuses) <= {"sent", "sending", "pending"} and statuses.count("sending") <= 1
+        in_flight = [f"<edition-{d.edition_id}.delivery-{d.id}@" for d in deliveries(session) if d.status == "sending"]
+        session.exec(update(Delivery).where(Delivery.status == "sending")
+                     .values(claimed_at=utcnow() - timedelta(days=1)))  # its lease has long passed
+        session.commit()
+        second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+    messages = received(sink)
+    assert sorted(set(m["To"] for m in messages)) == sorted(EMAILS)
+    counts = Counter(m["Message-ID"] for m in messages)
+    duplicated = [mid for mid, n in counts.items() if n > 1]
+    assert len(duplicated) <= len(in_flight)  # only the message in flight at the abort can arrive twice
+    assert all(any(mid.startswith(prefix) for prefix in in_flight) for mid in duplicated)
+    assert all(d.status == "sent" for d in deliveries(session))
