@@ -246,3 +246,55 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_settings(settings):
+    """Settings on a throwaway PostgreSQL database (issue5_<random>), migrated; dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"issue5_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True,
+                                connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL is not reachable: {error}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        db.upgrade(url)
+        yield settings.model_copy(update={"database_url": url})
+    finally:
+        db.get_engine(url).dispose()
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, smtp):
+    local = configured(postgres_settings, smtp)
+    engine = db.get_engine(local.sqlalchemy_url)
+    with Session(engine, expire_on_commit=False) as pg:
+        edition = planned(pg, local, *(f"reader{i}@example.org" for i in range(16)))
+        pg.exec(select(Subscriber).where(Subscriber.email == "reader3@example.org")).one().status = "unsubscribed"
+        pg.commit()
+    reports, barrier = [], threading.Barrier(2)
+
+    def sender():
+        with Session(engine, expire_on_commit=False) as own:
+            barrier.wait()
+            reports.append(send_edition(own, edition, local))
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = smtp.handler.message_ids()
+    assert len(ids) == len(set(ids)) == 15
+    assert sum(r.sent for r in reports) == 15 and all(r.sent for r in reports)
+    with Session(engine) as pg:
+        statuses = Counter(pg.exec(select(Delivery.status)).all())
+    assert statuses == {"sent": 15, "skipped": 1}

@@ -32,6 +32,9 @@ class NoLimit:
     def wait(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 class LocalRateLimit:
     """The cap inside one process (thread-safe)."""
@@ -48,6 +51,9 @@ class LocalRateLimit:
             self._next_slot = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+
+    def close(self) -> None:
+        pass
 
 
 class RedisRateLimit:

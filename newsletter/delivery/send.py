@@ -88,15 +88,18 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     run = _Run(session, edition, settings, report, compose or _renderer(session, edition, settings), on_progress,
                should_stop)
     deadline = time.monotonic() + wait_for_retries
-    with SmtpSender(settings) as run.sender, session.get_bind().connect() as run.ledger_db:
-        ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
-        while run.send_all(ids) and run.waiting:
-            retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
-            pause = (retry_at - utcnow()).total_seconds() if retry_at else None
-            if pause is None or time.monotonic() + pause > deadline:
-                break
-            time.sleep(max(0.0, pause))
-            ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
+    try:
+        with SmtpSender(settings) as run.sender, session.get_bind().connect() as run.ledger_db:
+            ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
+            while run.send_all(ids) and run.waiting:
+                retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
+                pause = (retry_at - utcnow()).total_seconds() if retry_at else None
+                if pause is None or time.monotonic() + pause > deadline:
+                    break
+                time.sleep(max(0.0, pause))
+                ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
+    finally:
+        run.rate_limit.close()
     report.deferred = len(run.waiting)
     _update_edition_status(session, edition)
     return report
