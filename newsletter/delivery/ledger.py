@@ -36,9 +36,9 @@ def _subscriber_field(column):
             .correlate(Delivery.__table__).scalar_subquery().label(column.key))
 
 
-_EDITION_OPEN = (select(Edition.id).where(Edition.id == _row.edition_id,
-                                          Edition.status.not_in((EditionStatus.paused.value,
-                                                                 EditionStatus.cancelled.value)))
+_EDITION_OPEN = (select(Edition.id).where(Edition.id == _row.edition_id,  # two != rather than NOT IN: no
+                                          Edition.status != EditionStatus.paused.value,  # per-call expansion
+                                          Edition.status != EditionStatus.cancelled.value)
                  .correlate(Delivery.__table__).exists())
 _CLAIM = (update(Delivery.__table__)
           .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,

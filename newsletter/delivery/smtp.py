@@ -210,7 +210,7 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 def wire_format(data: bytes) -> bytes:
     """The DATA payload: CRLF line endings, dot-stuffed, ending with the terminating dot line."""
     crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # a bare LF or CR (never sent as such)
         data = _LINE_END.sub(b"\r\n", data)
     data = data.replace(b"\r\n.", b"\r\n..")
     if data.startswith(b"."):
