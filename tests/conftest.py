@@ -148,3 +148,12 @@ def live_server(settings, monkeypatch):
     get_settings.cache_clear()
     with server:
         yield server
+
+
+@pytest.fixture
+def scripted_smtp(tmp_path):
+    """A real SMTP server on loopback that can be told to refuse, defer, drop or stall (tests/scripted_smtp.py)."""
+    from tests.scripted_smtp import ScriptedSmtp
+
+    with ScriptedSmtp(tmp_path / "scripted", stall_seconds=1.0) as server:
+        yield server

@@ -8,8 +8,13 @@ from email import message_from_bytes
 from email.message import Message
 from email.policy import default
 
+from pathlib import Path
+
+from sqlmodel import select
+
+from newsletter.editions import plan_edition
 from newsletter.ingest import ingest, sample_sources
-from newsletter.models import SubscriberStatus
+from newsletter.models import Delivery, Subscriber, SubscriberStatus
 from subscribers.profiles import add_subscriber
 
 TODAY = datetime.now(timezone.utc).date()
@@ -69,3 +74,31 @@ def url_path(url: str) -> str:
 
 def day(value: str) -> date:
     return date.fromisoformat(value)
+
+
+def configured(settings, smtp, **extra):
+    """Settings pointing at the SMTP server `smtp`, with short timeouts and backoff so the tests stay fast."""
+    return settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port, "smtp_timeout": 0.5,
+                                       "retry_base_delay": 0.05, "retry_max_delay": 0.2, **extra})
+
+
+def planned(session, settings, *emails) -> int:
+    """Today's edition planned for these (new, active) readers from the small fixture corpus; its id."""
+    ingest(session, str(Path(__file__).parent / "fixtures" / "hf_daily_papers.json"))
+    for email in emails:
+        add_active(session, email, "language models")
+    plan = plan_edition(session, TODAY, settings)
+    session.commit()
+    return plan.edition_id
+
+
+def deliveries(session) -> dict[str, Delivery]:
+    """Every delivery row, freshly read, by its subscriber's address."""
+    session.expire_all()
+    rows = session.exec(select(Delivery, Subscriber.email).join(Subscriber)).all()
+    return {email: delivery for delivery, email in rows}
+
+
+def status_of(session, email) -> str:
+    session.expire_all()
+    return session.exec(select(Subscriber.status).where(Subscriber.email == email)).one()

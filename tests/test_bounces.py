@@ -19,7 +19,7 @@ from newsletter.errors import InvalidInput
 from newsletter.models import Event, Subscriber
 from tests.conftest import FIXTURES
 from tests.scripted_smtp import ScriptedSmtp
-from tests.test_delivery import configured, planned, status_of
+from tests.helpers import configured, planned, status_of
 
 RETURNED = FIXTURES / "returned"
 READERS = ("ada@example.org", "grace@example.org", "alan@example.org")

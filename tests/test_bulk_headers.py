@@ -19,25 +19,18 @@ from newsletter.delivery.send import send_edition
 from newsletter.errors import DeliveryError
 from newsletter.models import Delivery
 from subscribers.tokens import read_token
-from tests.scripted_smtp import ScriptedSmtp
-from tests.test_delivery import configured, planned
+from tests.helpers import configured, planned
 
 
-@pytest.fixture
-def smtp(tmp_path):
-    with ScriptedSmtp(tmp_path / "scripted") as server:
-        yield server
-
-
-def sent_one(session, settings, smtp, **extra):
+def sent_one(session, settings, scripted_smtp, **extra):
     edition = planned(session, settings, "ada@example.org")
-    report = send_edition(session, edition, configured(settings, smtp, **extra))
+    report = send_edition(session, edition, configured(settings, scripted_smtp, **extra))
     assert report.sent == 1, report.errors
-    return smtp.handler.accepted[0], session.exec(select(Delivery)).one()
+    return scripted_smtp.handler.accepted[0], session.exec(select(Delivery)).one()
 
 
-def test_list_unsubscribe_has_https_and_mailto_each_with_the_recipients_token(session, settings, smtp):
-    envelope, delivery = sent_one(session, settings, smtp)
+def test_list_unsubscribe_has_https_and_mailto_each_with_the_recipients_token(session, settings, scripted_smtp):
+    envelope, delivery = sent_one(session, settings, scripted_smtp)
     message = message_from_bytes(envelope.original_content, policy=default)
     targets = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
     https, mailto = targets
@@ -51,16 +44,16 @@ def test_list_unsubscribe_has_https_and_mailto_each_with_the_recipients_token(se
     assert envelope.mail_from == "digest@example.org"
 
 
-def test_configured_unsubscribe_mailbox_and_bounce_address(session, settings, smtp):
-    envelope, _ = sent_one(session, settings, smtp, unsubscribe_mailbox="leave@lists.example.org",
+def test_configured_unsubscribe_mailbox_and_bounce_address(session, settings, scripted_smtp):
+    envelope, _ = sent_one(session, settings, scripted_smtp, unsubscribe_mailbox="leave@lists.example.org",
                            bounce_address="bounces@lists.example.org")
     message = message_from_bytes(envelope.original_content, policy=default)
     assert "<mailto:leave@lists.example.org?subject=unsubscribe%20" in message["List-Unsubscribe"]
     assert envelope.mail_from == "bounces@lists.example.org"
 
 
-def test_verp_bounce_address_names_the_delivery_and_is_signed(session, settings, smtp, monkeypatch):
-    envelope, delivery = sent_one(session, settings, smtp, bounce_address="bounces@example.org", verp=True)
+def test_verp_bounce_address_names_the_delivery_and_is_signed(session, settings, scripted_smtp, monkeypatch):
+    envelope, delivery = sent_one(session, settings, scripted_smtp, bounce_address="bounces@example.org", verp=True)
     local = settings.model_copy(update={"bounce_address": "bounces@example.org", "verp": True})
     assert re.fullmatch(r"bounces\+d\d+-[a-z2-7]{10}@example\.org", envelope.mail_from)
     assert len(envelope.mail_from.split("@")[0]) <= 64
@@ -85,11 +78,11 @@ def dkim_key(tmp_path_factory):
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
-def test_dkim_signature_verifies_and_covers_the_bulk_headers(session, settings, smtp, dkim_key):
+def test_dkim_signature_verifies_and_covers_the_bulk_headers(session, settings, scripted_smtp, dkim_key):
     import dkim
 
     key, record = dkim_key
-    envelope, _ = sent_one(session, settings, smtp, dkim_key_path=key, dkim_selector="mail2026")
+    envelope, _ = sent_one(session, settings, scripted_smtp, dkim_key_path=key, dkim_selector="mail2026")
     raw = envelope.original_content
     looked_up = []
 
@@ -109,9 +102,9 @@ def test_dkim_signature_verifies_and_covers_the_bulk_headers(session, settings, 
     assert not dkim.verify(added, dnsfunc=dns)  # oversigned: an added header breaks the signature
 
 
-def test_unreadable_dkim_key_fails_before_anything_is_claimed(session, settings, smtp, tmp_path):
+def test_unreadable_dkim_key_fails_before_anything_is_claimed(session, settings, scripted_smtp, tmp_path):
     edition = planned(session, settings, "ada@example.org")
     with pytest.raises(DeliveryError, match="cannot read the DKIM key"):
-        send_edition(session, edition, configured(settings, smtp, dkim_key_path=tmp_path / "missing.pem",
+        send_edition(session, edition, configured(settings, scripted_smtp, dkim_key_path=tmp_path / "missing.pem",
                                                   dkim_selector="s"))
     assert session.exec(select(Delivery.status)).one() == "pending"

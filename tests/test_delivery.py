@@ -16,68 +16,35 @@ from newsletter.delivery.send import retry_delay, send_edition
 from newsletter.editions import plan_edition
 from newsletter.ingest import ingest
 from newsletter.models import Delivery, Event, Subscriber, utcnow
-from tests.conftest import FIXTURES
-from tests.helpers import TODAY, add_active
+from tests.helpers import TODAY, configured, deliveries, planned, status_of
 from tests.scripted_smtp import ScriptedSmtp
 
 
-@pytest.fixture
-def smtp(tmp_path):
-    with ScriptedSmtp(tmp_path / "scripted", stall_seconds=1.0) as server:
-        yield server
-
-
-def configured(settings, smtp, **extra):
-    """Settings pointing at `smtp`, with short timeouts and backoff so the tests stay fast."""
-    return settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port, "smtp_timeout": 0.5,
-                                       "retry_base_delay": 0.05, "retry_max_delay": 0.2, **extra})
-
-
-def planned(session, settings, *emails) -> int:
-    ingest(session, str(FIXTURES / "hf_daily_papers.json"))
-    for email in emails:
-        add_active(session, email, "language models")
-    plan = plan_edition(session, TODAY, settings)
-    session.commit()
-    return plan.edition_id
-
-
-def deliveries(session) -> dict[str, Delivery]:
-    session.expire_all()
-    rows = session.exec(select(Delivery, Subscriber.email).join(Subscriber)).all()
-    return {email: delivery for delivery, email in rows}
-
-
-def status_of(session, email) -> str:
-    session.expire_all()
-    return session.exec(select(Subscriber.status).where(Subscriber.email == email)).one()
-
-
-def test_one_connection_carries_every_message(session, settings, smtp):
+def test_one_connection_carries_every_message(session, settings, scripted_smtp):
     edition = planned(session, settings, *(f"reader{i}@example.org" for i in range(5)))
-    report = send_edition(session, edition, configured(settings, smtp))
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
     assert (report.sent, report.failed, report.retries) == (5, 0, 0)
-    assert smtp.handler.ehlos == 1
-    assert sorted(smtp.handler.message_ids()) == sorted(d.message_id for d in deliveries(session).values())
+    assert scripted_smtp.handler.ehlos == 1
+    assert sorted(scripted_smtp.handler.message_ids()) == sorted(d.message_id for d in deliveries(session).values())
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_temporary_failures_are_retried_with_backoff_and_sent_once(session, settings, tmp_path, pipelining):
-    with ScriptedSmtp(tmp_path / "s", pipelining=pipelining) as smtp:
+    with ScriptedSmtp(tmp_path / "s", pipelining=pipelining) as scripted_smtp:
         edition = planned(session, settings, "ada@example.org")
-        smtp.handler.next_data("451", "421")
-        report = send_edition(session, edition, configured(settings, smtp), wait_for_retries=5)
+        scripted_smtp.handler.next_data("451", "421")
+        report = send_edition(session, edition, configured(settings, scripted_smtp), wait_for_retries=5)
     assert (report.sent, report.retries, report.deferred, report.failed) == (1, 2, 0, 0)
     delivery = deliveries(session)["ada@example.org"]
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("sent", 3, None)
-    assert smtp.handler.data_attempts == 3
-    assert smtp.handler.message_ids() == [delivery.message_id]  # no duplicate
+    assert scripted_smtp.handler.data_attempts == 3
+    assert scripted_smtp.handler.message_ids() == [delivery.message_id]  # no duplicate
 
 
-def test_a_deferred_row_waits_for_its_retry_time(session, settings, smtp):
+def test_a_deferred_row_waits_for_its_retry_time(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
-    local = configured(settings, smtp, retry_base_delay=0.6, retry_max_delay=10)
-    smtp.handler.next_data("451")
+    local = configured(settings, scripted_smtp, retry_base_delay=0.6, retry_max_delay=10)
+    scripted_smtp.handler.next_data("451")
     before = utcnow()
     first = send_edition(session, edition, local)
     assert (first.sent, first.deferred) == (0, 1)
@@ -85,10 +52,10 @@ def test_a_deferred_row_waits_for_its_retry_time(session, settings, smtp):
     wait = (delivery.next_attempt_at - before).total_seconds()
     assert delivery.status == "pending" and "451" in delivery.error and 0.3 <= wait <= 0.7
     too_early = send_edition(session, edition, local)
-    assert (too_early.sent, smtp.handler.data_attempts) == (0, 1)
+    assert (too_early.sent, scripted_smtp.handler.data_attempts) == (0, 1)
     time.sleep(max(0.0, (delivery.next_attempt_at - utcnow()).total_seconds()) + 0.05)
     assert send_edition(session, edition, local).sent == 1
-    assert len(smtp.handler.accepted) == 1
+    assert len(scripted_smtp.handler.accepted) == 1
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter(settings):
@@ -98,27 +65,27 @@ def test_backoff_doubles_up_to_the_cap_with_jitter(settings):
         assert all(full / 2 <= d <= full for d in delays) and len(set(delays)) > 1
 
 
-def test_out_of_attempts_fails_without_suppressing(session, settings, smtp):
+def test_out_of_attempts_fails_without_suppressing(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
-    smtp.handler.next_data("451", "451")
-    report = send_edition(session, edition, configured(settings, smtp, max_attempts=2), wait_for_retries=5)
+    scripted_smtp.handler.next_data("451", "451")
+    report = send_edition(session, edition, configured(settings, scripted_smtp, max_attempts=2), wait_for_retries=5)
     assert (report.sent, report.failed, report.retries) == (0, 1, 2)
     delivery = deliveries(session)["ada@example.org"]
     assert delivery.status == "failed" and "gave up after 2 attempts" in delivery.error
     assert status_of(session, "ada@example.org") == "active"
 
 
-def test_refused_recipient_fails_and_is_suppressed_while_others_go_on(session, settings, smtp):
+def test_refused_recipient_fails_and_is_suppressed_while_others_go_on(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org", "gone@example.org", "grace@example.org")
-    smtp.handler.refuse_rcpt["gone@example.org"] = "550 5.1.1 No such user"
-    report = send_edition(session, edition, configured(settings, smtp))
+    scripted_smtp.handler.refuse_rcpt["gone@example.org"] = "550 5.1.1 No such user"
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
     assert (report.sent, report.failed) == (2, 1)
     rows = deliveries(session)
     assert rows["gone@example.org"].status == "failed" and "550" in rows["gone@example.org"].error
     assert status_of(session, "gone@example.org") == "bounced"
     bounce = session.exec(select(Event).where(Event.kind == "bounce")).one()
     assert bounce.detail["code"] == 550 and bounce.detail["delivery_id"] == rows["gone@example.org"].id
-    assert smtp.handler.ehlos == 1  # the refusal did not cost the connection
+    assert scripted_smtp.handler.ehlos == 1  # the refusal did not cost the connection
 
     later = plan_edition(session, TODAY + timedelta(days=1), settings)
     session.commit()
@@ -127,40 +94,40 @@ def test_refused_recipient_fails_and_is_suppressed_while_others_go_on(session, s
     assert sorted(planned_for) == ["ada@example.org", "grace@example.org"]
 
 
-def test_content_rejected_with_5xx_is_a_hard_bounce(session, settings, smtp):
+def test_content_rejected_with_5xx_is_a_hard_bounce(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
-    smtp.handler.next_data("554")
-    report = send_edition(session, edition, configured(settings, smtp))
+    scripted_smtp.handler.next_data("554")
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
     assert report.failed == 1 and status_of(session, "ada@example.org") == "bounced"
 
 
-def test_connection_dropped_mid_data_is_retried_on_a_new_connection(session, settings, smtp):
+def test_connection_dropped_mid_data_is_retried_on_a_new_connection(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org", "grace@example.org", "alan@example.org")
-    smtp.handler.next_data("accept", "drop")  # the second message loses the connection before its reply
-    report = send_edition(session, edition, configured(settings, smtp), wait_for_retries=5)
+    scripted_smtp.handler.next_data("accept", "drop")  # the second message loses the connection before its reply
+    report = send_edition(session, edition, configured(settings, scripted_smtp), wait_for_retries=5)
     assert (report.sent, report.retries, report.failed) == (3, 1, 0)
-    assert smtp.handler.ehlos == 2
-    ids = smtp.handler.message_ids()
+    assert scripted_smtp.handler.ehlos == 2
+    ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 3
 
 
-def test_server_stalling_past_the_timeout_is_a_temporary_failure(session, settings, smtp):
+def test_server_stalling_past_the_timeout_is_a_temporary_failure(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
-    smtp.handler.next_data("stall")
+    scripted_smtp.handler.next_data("stall")
     started = time.monotonic()
-    report = send_edition(session, edition, configured(settings, smtp, smtp_timeout=0.3), wait_for_retries=5)
+    report = send_edition(session, edition, configured(settings, scripted_smtp, smtp_timeout=0.3), wait_for_retries=5)
     assert (report.sent, report.retries) == (1, 1)
     assert time.monotonic() - started < 5
     assert "TimeoutError" in report.errors[0] or "timed out" in report.errors[0]
-    assert smtp.handler.message_ids() == [deliveries(session)["ada@example.org"].message_id]
+    assert scripted_smtp.handler.message_ids() == [deliveries(session)["ada@example.org"].message_id]
 
 
-def test_reused_connection_closed_by_the_server_is_reopened_at_once(session, settings, smtp):
+def test_reused_connection_closed_by_the_server_is_reopened_at_once(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org", "grace@example.org")
-    smtp.handler.close_after_next_accept = True
-    report = send_edition(session, edition, configured(settings, smtp))
+    scripted_smtp.handler.close_after_next_accept = True
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
     assert (report.sent, report.retries) == (2, 0)  # nothing of the second message had been sent: no retry
-    assert smtp.handler.ehlos == 2
+    assert scripted_smtp.handler.ehlos == 2
 
 
 def test_unreachable_server_stops_the_run_and_leaves_rows_pending(session, settings):
@@ -172,10 +139,10 @@ def test_unreachable_server_stops_the_run_and_leaves_rows_pending(session, setti
     assert Counter(d.status for d in deliveries(session).values()) == {"pending": 7}
 
 
-def test_refused_envelope_sender_stops_and_blames_no_recipient(session, settings, smtp):
+def test_refused_envelope_sender_stops_and_blames_no_recipient(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org", "grace@example.org")
-    smtp.handler.mail_reply = "553 5.7.1 Sender address rejected"
-    report = send_edition(session, edition, configured(settings, smtp))
+    scripted_smtp.handler.mail_reply = "553 5.7.1 Sender address rejected"
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
     assert (report.sent, report.failed) == (0, 0)
     assert "refused the envelope sender" in report.stopped
     assert {status_of(session, e) for e in ("ada@example.org", "grace@example.org")} == {"active"}
@@ -184,32 +151,32 @@ def test_refused_envelope_sender_stops_and_blames_no_recipient(session, settings
 
 @pytest.mark.parametrize("change", [{"status": "unsubscribed"}, {"status": "bounced"}, {"status": "complained"},
                                     {"paused": True}])
-def test_suppressed_at_send_time(session, settings, smtp, change):
+def test_suppressed_at_send_time(session, settings, scripted_smtp, change):
     edition = planned(session, settings, "ada@example.org", "grace@example.org")
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == "ada@example.org")).one()
     for name, value in change.items():
         setattr(subscriber, name, value)
     session.commit()
-    report = send_edition(session, edition, configured(settings, smtp))
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
     assert (report.sent, report.skipped) == (1, 1)
-    assert [e.rcpt_tos for e in smtp.handler.accepted] == [["grace@example.org"]]
+    assert [e.rcpt_tos for e in scripted_smtp.handler.accepted] == [["grace@example.org"]]
     assert deliveries(session)["ada@example.org"].status == "skipped"
 
 
-def test_a_success_resets_the_soft_bounce_count(session, settings, smtp):
+def test_a_success_resets_the_soft_bounce_count(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
     subscriber = session.exec(select(Subscriber)).one()
     subscriber.soft_bounces = 2
     session.commit()
-    send_edition(session, edition, configured(settings, smtp))
+    send_edition(session, edition, configured(settings, scripted_smtp))
     session.expire_all()
     assert session.get(Subscriber, subscriber.id).soft_bounces == 0
 
 
-def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, smtp):
+def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, scripted_smtp):
     emails = [f"reader{i}@example.org" for i in range(24)]
     edition = planned(session, settings, *emails)
-    local = configured(settings, smtp)
+    local = configured(settings, scripted_smtp)
     reports, barrier = [], threading.Barrier(2)
 
     def sender():
@@ -222,22 +189,22 @@ def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, sm
         thread.start()
     for thread in threads:
         thread.join()
-    ids = smtp.handler.message_ids()
+    ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 24
     assert sum(r.sent for r in reports) == 24 and sum(r.skipped for r in reports) == 24
     assert all(r.sent for r in reports), "both senders should have taken part"
     assert {d.status for d in deliveries(session).values()} == {"sent"}
 
 
-def test_stale_claims_go_back_to_pending_after_the_lease(session, settings, smtp):
+def test_stale_claims_go_back_to_pending_after_the_lease(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
     delivery = deliveries(session)["ada@example.org"]
     assert ledger.claim(session, delivery.id)  # a sender that crashed right after claiming
-    assert send_edition(session, edition, configured(settings, smtp)).sent == 0
+    assert send_edition(session, edition, configured(settings, scripted_smtp)).sent == 0
     delivery.claimed_at = utcnow() - ledger.DEFAULT_LEASE - timedelta(seconds=1)
     session.add(delivery)
     session.commit()
-    assert send_edition(session, edition, configured(settings, smtp)).sent == 1
+    assert send_edition(session, edition, configured(settings, scripted_smtp)).sent == 1
 
 
 def _closed_port() -> int:
@@ -273,8 +240,8 @@ def postgres_settings(settings):
 
 
 @pytest.mark.postgres
-def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, smtp):
-    local = configured(postgres_settings, smtp)
+def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, scripted_smtp):
+    local = configured(postgres_settings, scripted_smtp)
     engine = db.get_engine(local.sqlalchemy_url)
     with Session(engine, expire_on_commit=False) as pg:
         edition = planned(pg, local, *(f"reader{i}@example.org" for i in range(16)))
@@ -292,7 +259,7 @@ def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, smt
         thread.start()
     for thread in threads:
         thread.join()
-    ids = smtp.handler.message_ids()
+    ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 15
     assert sum(r.sent for r in reports) == 15 and all(r.sent for r in reports)
     with Session(engine) as pg:

@@ -22,7 +22,7 @@ from newsletter.models import Delivery, Subscriber
 from newsletter.web.app import create_app
 from tests.helpers import TODAY
 from tests.scripted_smtp import ScriptedSmtp
-from tests.test_delivery import configured, planned, status_of
+from tests.helpers import configured, planned, status_of
 
 
 @pytest.fixture

@@ -12,14 +12,9 @@ import redis
 from newsletter.delivery.rate import RATE_KEY, LocalRateLimit, RedisRateLimit
 from newsletter.delivery.send import send_edition
 from tests.scripted_smtp import ScriptedSmtp
-from tests.test_delivery import configured, planned
+from tests.helpers import configured, planned
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
-
-
-def spacing(times: list[float]) -> float:
-    ordered = sorted(times)
-    return min(b - a for a, b in zip(ordered, ordered[1:]))
 
 
 def test_local_cap_spaces_messages_evenly():
@@ -28,7 +23,8 @@ def test_local_cap_spaces_messages_evenly():
     for _ in range(10):
         limit.wait()
         times.append(time.monotonic())
-    assert times[-1] - times[0] >= 9 * 0.02 * 0.95 and spacing(times) >= 0.02 * 0.5
+    # a late wake-up may be followed by a quicker one (slots stay on schedule), never by a faster average
+    assert times[-1] - times[0] >= 9 * 0.02 * 0.95
 
 
 @pytest.mark.redis
@@ -52,8 +48,8 @@ def test_redis_cap_is_shared_by_two_senders():
     elapsed = time.monotonic() - started
     try:
         assert len(times) == 16
-        assert elapsed >= 15 * 0.025 * 0.9  # 16 messages at 40/s in total, not 40/s each
-        assert spacing(times) >= 0.025 * 0.5  # evenly spaced, allowing for thread wake-up jitter
+        assert elapsed >= 15 * 0.025 * 0.95  # 16 messages at 40/s in total, not 40/s each
+        assert max(times) - min(times) >= 15 * 0.025 * 0.95
     finally:
         redis.Redis.from_url(REDIS_URL).delete(key)
         for limit in senders:
