@@ -220,7 +220,7 @@ def test_via_celery_enqueues_send_batches_in_redis(session, readers, settings, m
         assert args == [edition_id, [d.id for d in deliveries(session)]]
         assert all(d.status == "pending" for d in deliveries(session))  # the workers send them
     finally:
-        queue.delete("celery")
+        queue.delete("celery", *queue.keys("_kombu.binding*"))  # the queue and the bindings kombu declared
 
 
 def test_via_celery_says_so_when_redis_is_unreachable(session, readers, settings, monkeypatch):
