@@ -201,26 +201,39 @@ def test_interrupted_send_resumes_without_duplicates(session, readers, settings,
 
 @pytest.mark.redis
 def test_via_celery_enqueues_send_batches_in_redis(session, readers, settings, monkeypatch):
+    import uuid
+
+    import tasks.celery_app
+
     monkeypatch.setenv("NEWSLETTER_REDIS_URL", TEST_REDIS)
     from newsletter.config import get_settings
 
     get_settings.cache_clear()
+    queue_name = f"test-issue8-{uuid.uuid4().hex}"  # its own queue: other runs of this suite share Redis db 8
+    real_create = tasks.celery_app.create_celery
+
+    def create_with_own_queue(settings=None):
+        celery = real_create(settings)
+        celery.conf.task_default_queue = queue_name
+        return celery
+
+    monkeypatch.setattr(tasks.celery_app, "create_celery", create_with_own_queue)
     queue = redis.Redis.from_url(TEST_REDIS)
-    queue.delete("celery")
     try:
         result = run("send", "--via-celery", "--json")
         assert result.exit_code == 0, result.output
         outcome = json.loads(result.stdout)
         assert outcome["enqueued"] == 8 and len(outcome["tasks"]) == 1
-        [raw] = queue.lrange("celery", 0, -1)
+        [raw] = queue.lrange(queue_name, 0, -1)
         message = json.loads(raw)
         assert message["headers"]["task"] == "tasks.tasks.send_batch"
+        assert message["headers"]["id"] == outcome["tasks"][0]
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
         edition_id = find_edition(session, TODAY.isoformat()).id
-        assert args == [edition_id, [d.id for d in deliveries(session)]]
+        assert args[:2] == [edition_id, [d.id for d in deliveries(session)]]
         assert all(d.status == "pending" for d in deliveries(session))  # the workers send them
     finally:
-        queue.delete("celery", *queue.keys("_kombu.binding*"))  # the queue and the bindings kombu declared
+        queue.delete(queue_name, *queue.keys(f"_kombu.binding*{queue_name}"))  # the queue and its bindings
 
 
 def test_via_celery_says_so_when_redis_is_unreachable(session, readers, settings, monkeypatch):
