@@ -25,9 +25,10 @@ REPLIES = {"451": "451 4.3.0 Try again later", "421": "421 4.3.2 Service shuttin
 
 
 class ScriptedHandler:
-    def __init__(self, pipelining: bool = True, stall_seconds: float = 1.0):
+    def __init__(self, pipelining: bool = True, stall_seconds: float = 1.0, accept_delay: float = 0.0):
         self.pipelining = pipelining
         self.stall_seconds = stall_seconds
+        self.accept_delay = accept_delay  # seconds before each 250 to the content, like a server that works
         self.refuse_rcpt: dict[str, str] = {}
         self.mail_reply: str | None = None
         self.close_after_next_accept = False  # then close the connection when the next transaction starts
@@ -78,6 +79,8 @@ class ScriptedHandler:
             return "250 too late"
         if action and action != "accept":
             return REPLIES.get(action, action)
+        if self.accept_delay:
+            await asyncio.sleep(self.accept_delay)
         with self._lock:
             self.accepted.append(envelope)
             if self.close_after_next_accept:

@@ -177,6 +177,7 @@ def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, sc
     emails = [f"reader{i}@example.org" for i in range(24)]
     edition = planned(session, settings, *emails)
     local = configured(settings, scripted_smtp)
+    scripted_smtp.handler.accept_delay = 0.005  # so that the two senders' runs overlap
     reports, barrier = [], threading.Barrier(2)
 
     def sender():
@@ -247,6 +248,7 @@ def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, scr
         edition = planned(pg, local, *(f"reader{i}@example.org" for i in range(16)))
         pg.exec(select(Subscriber).where(Subscriber.email == "reader3@example.org")).one().status = "unsubscribed"
         pg.commit()
+    scripted_smtp.handler.accept_delay = 0.005
     reports, barrier = [], threading.Barrier(2)
 
     def sender():
