@@ -192,7 +192,8 @@ def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, sc
         thread.join()
     ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 24
-    assert sum(r.sent for r in reports) == 24 and sum(r.skipped for r in reports) == 24
+    # a row the other sender claimed first is skipped (when it was listed before that claim)
+    assert sum(r.sent for r in reports) == 24 and sum(r.skipped for r in reports) <= 24
     assert all(r.sent for r in reports), "both senders should have taken part"
     assert {d.status for d in deliveries(session).values()} == {"sent"}
 
