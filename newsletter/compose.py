@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from newsletter.config import Settings
 from newsletter.delivery.envelope import unsubscribe_mailbox
 from newsletter.models import Delivery, Paper, Pick, Subscriber
-from newsletter.ranking import CandidatePool, Recommendation, candidate_papers, sent_paper_ids
+from newsletter.ranking import Recommendation, candidate_papers, load_pool, profiles_for
 from newsletter.ranking.feedback import feedback_url
 from newsletter.render import Links, RenderedEmail, render_edition
 from newsletter.render.context import paper_view
@@ -78,8 +78,8 @@ def delivery_picks(session: Session, delivery: Delivery) -> list[Recommendation]
 def live_picks(session: Session, subscriber: Subscriber, day: date, settings: Settings,
                limit: int | None = None) -> list[Recommendation]:
     """What the ranker would pick for this subscriber now (for previews and `recommend`)."""
-    pool = CandidatePool(candidate_papers(session, day, settings.candidate_days))
-    return pool.rank(subscriber, sent_paper_ids(session, subscriber.id), limit or settings.papers_per_email)
+    pool = load_pool(session, day, settings.candidate_days)
+    return pool.rank(profiles_for(session, [subscriber])[0], limit or settings.papers_per_email)
 
 
 def preview_email(session: Session, subscriber: Subscriber, day: date, settings: Settings) -> tuple[RenderedEmail, bytes]:

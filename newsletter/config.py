@@ -6,6 +6,7 @@ import secrets
 from enum import Enum
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
 
     papers_per_email: int = 10
     candidate_days: int = 7  # papers ingested or published this recently are candidates
+    semantic: Literal["auto", "off"] = "auto"  # auto: sentence embeddings when the `semantic` extra is installed
 
     log_level: str = "INFO"
     log_format: str = "text"  # text (key=value) or json

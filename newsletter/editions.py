@@ -10,7 +10,8 @@ from sqlmodel import Session, select
 
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber, SubscriberStatus
-from newsletter.ranking import CandidatePool, candidate_papers, sent_paper_ids
+from newsletter.ranking import load_pool, profiles_for
+from newsletter.ranking.score import CHUNK
 
 
 @dataclass
@@ -43,23 +44,28 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
              .order_by(Subscriber.id))
     if only is not None:
         query = query.where(Subscriber.id.in_(only))
-    pool = CandidatePool(candidate_papers(session, day, settings.candidate_days))
-    for subscriber in session.exec(query).all():
-        if subscriber.id in planned_for:
-            report.already_planned += 1
-            continue
-        picks = pool.rank(subscriber, sent_paper_ids(session, subscriber.id), settings.papers_per_email)
-        delivery = Delivery(edition_id=edition.id, subscriber_id=subscriber.id)
-        if not picks:
-            delivery.status = DeliveryStatus.skipped.value
-            delivery.error = "no new papers matched"
-            report.nothing_new += 1
-        else:
-            report.planned += 1
-        session.add(delivery)
-        session.flush()
-        for position, pick in enumerate(picks, start=1):
-            session.add(Pick(delivery_id=delivery.id, paper_id=pick.paper.id, position=position,
-                             score=pick.score, reasons=pick.reasons))
+    subscribers = list(session.exec(query))
+    report.already_planned = sum(1 for s in subscribers if s.id in planned_for)
+    todo = [s for s in subscribers if s.id not in planned_for]
+    pool = load_pool(session, day, settings.candidate_days)
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        ranked = pool.rank_many(profiles_for(session, chunk), settings.papers_per_email)
+        for subscriber, picks in zip(chunk, ranked):
+            _add_delivery(session, edition.id, subscriber, picks, report)
     session.flush()
     return report
+
+
+def _add_delivery(session: Session, edition_id: int, subscriber: Subscriber, picks: list, report: PlanReport) -> None:
+    delivery = Delivery(edition_id=edition_id, subscriber_id=subscriber.id)
+    if not picks:
+        delivery.status = DeliveryStatus.skipped.value
+        delivery.error = "no new papers matched"
+        report.nothing_new += 1
+    else:
+        report.planned += 1
+    session.add(delivery)
+    session.flush()
+    session.add_all(Pick(delivery_id=delivery.id, paper_id=pick.paper.id, position=position, score=pick.score,
+                         reasons=pick.reasons) for position, pick in enumerate(picks, start=1))

@@ -78,6 +78,10 @@ class Subscriber(SQLModel, table=True):
     paused: bool = False  # paused subscribers keep their profile but receive nothing until they resume
     consent: str = ""  # how consent was obtained: double-opt-in, operator-asserted, ...
     soft_bounces: int = 0  # consecutive soft bounces; reset by a successful delivery
+    # Sentence embedding of interests + keywords (float32 bytes) and the hash of the text and model it came from:
+    # recomputed only when the profile changes (newsletter.ranking.embeddings.profile_vectors).
+    profile_embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    profile_key: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow)
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None

@@ -38,6 +38,7 @@ def settings(tmp_path, migrated_template, monkeypatch) -> Settings:
         "NEWSLETTER_BASE_URL": "https://digest.example.org",
         "NEWSLETTER_ADMIN_TOKEN": "test-admin-token",
         "NEWSLETTER_FROM": "Paper Digest <digest@example.org>",
+        "NEWSLETTER_SEMANTIC": "off",  # lexical-only unless a test asks for the `semantic` fixture (model load ~10 s)
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -157,3 +158,15 @@ def scripted_smtp(tmp_path):
 
     with ScriptedSmtp(tmp_path / "scripted", stall_seconds=1.0) as server:
         yield server
+
+
+@pytest.fixture
+def semantic(settings, monkeypatch) -> Settings:
+    """Settings with semantic ranking on; the model is loaded once per test session and shared."""
+    from newsletter.ranking import embeddings
+
+    monkeypatch.setenv("NEWSLETTER_SEMANTIC", "auto")
+    get_settings.cache_clear()
+    if embeddings.load_encoder() is None:
+        pytest.skip(embeddings.semantic_status())
+    return get_settings()

