@@ -20,7 +20,7 @@ from newsletter.log import configure as configure_logging
 app = typer.Typer(help="Paper Digest: a personalized research-paper newsletter.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-subscribers_app = typer.Typer(help="Add, list, remove, import and export subscribers.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Add, update, list, remove, import and export subscribers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
 bounces_app = typer.Typer(help="Returned mail: bounces, complaints and mailto: unsubscribes.", no_args_is_help=True)
@@ -62,12 +62,12 @@ def ingest(
     chosen = list(sources or []) + (sample_sources() if sample else [])
     if not chosen:
         raise NewsletterError("give at least one SOURCE, or --sample")
-    table = Table("source", "entries", "new", "updated", "duplicates")
+    table = Table("source", "entries", "new", "updated", "duplicates", "embedded")
     with db.session_scope() as session:
         for source in chosen:
             result = ingest_source(session, source, format)
             table.add_row(Path(source).name if "://" not in source else source, str(result.seen), str(result.new),
-                          str(result.updated), str(result.duplicates))
+                          str(result.updated), str(result.duplicates), str(result.embedded))
     console.print(table)
 
 
@@ -83,8 +83,12 @@ def recommend(
     from newsletter.compose import live_picks
     from subscribers.profiles import get_subscriber
 
+    from newsletter.ranking.embeddings import semantic_status
+
     with db.session_scope() as session:
         picks = live_picks(session, get_subscriber(session, email), parse_day(day), get_settings(), limit)
+    if semantic_status():
+        err_console.print(f"note: {semantic_status()}", highlight=False)
     if as_json:
         rows = [{"id": r.paper.external_id, "paper_id": r.paper.id, "title": r.paper.title, "score": r.score,
                  "reasons": r.reasons, "url": r.paper.url} for r in picks]
@@ -234,3 +238,44 @@ def bounces_process(path: Path = typer.Argument(..., help="A Maildir folder or a
     console.print(table)
     for line in report.problems[:20]:
         err_console.print(f"  {line}", highlight=False)
+
+
+@subscribers_app.command("update")
+@expected_errors
+def subscribers_update(
+    email: str,
+    interests: Optional[str] = typer.Option(None, help="Replace the free-text interests."),
+    keywords: Optional[str] = typer.Option(None, help='Replace the keywords, comma-separated ("" clears them).'),
+    authors: Optional[str] = typer.Option(None, "--authors", help="Replace the followed authors, comma-separated."),
+    exclude: Optional[str] = typer.Option(None, "--exclude", help="Replace the excluded keywords, comma-separated."),
+) -> None:
+    """Change a subscriber's interest profile; options not given stay as they are."""
+    from subscribers.profiles import get_subscriber, update_profile
+
+    changes = {"interests": interests, "keywords": keywords, "followed_authors": authors,
+               "excluded_keywords": exclude}
+    if all(value is None for value in changes.values()):
+        raise NewsletterError("nothing to change: give --interests, --keywords, --authors or --exclude")
+    with db.session_scope() as session:
+        subscriber = update_profile(session, get_subscriber(session, email), **changes)
+        console.print(f"updated {subscriber.email}: interests {subscriber.interests!r}; keywords "
+                      f"{', '.join(subscriber.keywords) or '-'}; authors {', '.join(subscriber.followed_authors) or '-'};"
+                      f" excluded {', '.join(subscriber.excluded_keywords) or '-'}", highlight=False)
+
+
+@app.command()
+@expected_errors
+def feedback(
+    email: str,
+    paper: str = typer.Argument(..., help="Paper: its number (paper_id in `recommend --json`) or its id (arXiv id)."),
+    kind: str = typer.Argument(..., help='"more" (save: more like this) or "less" (less like this).'),
+) -> None:
+    """Record a subscriber's judgement of a paper, as the links in the email do; the next ranking learns from it."""
+    from newsletter.ranking.feedback import find_paper, record_feedback
+    from subscribers.profiles import get_subscriber
+
+    with db.session_scope() as session:
+        subscriber = get_subscriber(session, email)
+        found = find_paper(session, paper)
+        record_feedback(session, subscriber, found.id, kind)
+        console.print(f"{subscriber.email}: {kind} like {found.title!r}", highlight=False)

@@ -102,3 +102,17 @@ def deliveries(session) -> dict[str, Delivery]:
 def status_of(session, email) -> str:
     session.expire_all()
     return session.exec(select(Subscriber.status).where(Subscriber.email == email)).one()
+
+
+def ingest_titled(session, tmp_path, titles: list[str]) -> None:
+    """Ingest only the sample papers with these titles (a small real corpus: embedding it stays quick)."""
+    from newsletter.ingest import parse_source, read_source
+
+    wanted = set(titles)
+    found = {p.title: p for s in sample_sources() for p in parse_source(read_source(s), s) if p.title in wanted}
+    missing = wanted - set(found)
+    assert not missing, f"not in the sample corpus: {missing}"
+    listing = tmp_path / "slice.txt"
+    listing.write_text("".join(f"{found[t].title}\n{found[t].abstract}\n" for t in titles), encoding="utf-8")
+    ingest(session, str(listing))
+    session.commit()

@@ -73,7 +73,9 @@ def test_preview_writes_the_exact_email(settings, tmp_path):
 
 
 def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):
-    env = {**os.environ, "NEWSLETTER_DATA_DIR": str(tmp_path / "var"), "NEWSLETTER_DATABASE_URL": ""}
+    # Lexical-only: embedding the corpus is covered by the ranking tests and would dominate this one's time.
+    env = {**os.environ, "NEWSLETTER_DATA_DIR": str(tmp_path / "var"), "NEWSLETTER_DATABASE_URL": "",
+           "NEWSLETTER_SEMANTIC": "off"}
     command = [sys.executable, "-m", "newsletter", "demo"]
     first = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
@@ -86,3 +88,37 @@ def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):
     assert second.returncode == 0 and "emails sent: 0" in second.stdout
     assert len(list(outbox.glob("*.eml"))) == 6
     assert Path(tmp_path / "var" / "newsletter.db").exists()
+
+
+def test_recommend_json_lists_every_candidate_best_first_and_says_when_lexical_only(settings):
+    run("ingest", "--sample")
+    run("subscribers", "add", "ada@example.org", "--interests", "mixture of experts", "--keywords", "MoE")
+    result = run("recommend", "ada@example.org", "--json", "--limit", "1000")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 436 and len({r["id"] for r in rows}) == 436
+    assert all({"id", "title", "score", "reasons"} <= set(r) and r["reasons"] for r in rows)
+    assert all(isinstance(r["score"], float) and isinstance(r["reasons"], list) for r in rows)
+    assert [r["score"] for r in rows[10:]] == sorted((r["score"] for r in rows[10:]), reverse=True)
+    assert "semantic ranking off" in result.stderr  # NEWSLETTER_SEMANTIC=off in tests: the operator is told
+
+
+def test_profile_update_and_feedback_from_the_cli(settings):
+    run("ingest", "--sample")
+    run("subscribers", "add", "ada@example.org", "--interests", "diffusion models")
+    result = run("subscribers", "update", "ada@example.org", "--interests", "mixture of experts",
+                 "--keywords", "MoE, routing", "--authors", "Noam Shazeer", "--exclude", "upcycling")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(run("subscribers", "list", "--json").stdout)[0]
+    assert listed["interests"] == "mixture of experts" and listed["keywords"] == ["MoE", "routing"]
+    assert listed["followed_authors"] == ["Noam Shazeer"] and listed["excluded_keywords"] == ["upcycling"]
+    assert run("subscribers", "update", "ada@example.org").exit_code == 1  # nothing to change
+
+    top = json.loads(run("recommend", "ada@example.org", "--json").stdout)[0]
+    assert run("feedback", "ada@example.org", str(top["paper_id"]), "less").exit_code == 0
+    assert top["paper_id"] not in [r["paper_id"] for r in json.loads(run("recommend", "ada@example.org",
+                                                                          "--json", "--limit", "3").stdout)]
+    assert run("feedback", "ada@example.org", top["id"], "more").exit_code == 0  # by external id too
+    bad = run("feedback", "ada@example.org", str(top["paper_id"]), "love")
+    assert bad.exit_code == 1 and "feedback must be one of more, less" in bad.output
+    assert run("feedback", "ada@example.org", "999999", "more").exit_code == 1

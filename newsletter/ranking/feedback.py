@@ -36,6 +36,16 @@ def record_feedback(session: Session, subscriber: Subscriber, paper_id: int, kin
     return feedback
 
 
+def find_paper(session: Session, reference: str | int) -> Paper:
+    """A paper by its number, or by its external id (arXiv id, "title:..."). Raises NotFound."""
+    paper = session.exec(select(Paper).where(Paper.external_id == str(reference))).first()
+    if paper is None and str(reference).isdigit():
+        paper = session.get(Paper, int(reference))
+    if paper is None:
+        raise NotFound(f"no paper {reference}")
+    return paper
+
+
 def feedback_of(session: Session, subscriber_id: int) -> dict[int, str]:
     """paper id -> "more" | "less" for one subscriber."""
     rows = session.exec(select(Feedback.paper_id, Feedback.kind).where(Feedback.subscriber_id == subscriber_id))
@@ -44,38 +54,58 @@ def feedback_of(session: Session, subscriber_id: int) -> dict[int, str]:
 
 @dataclass
 class FeedbackModel:
-    """A subscriber's own linear model over paper vectors: "more like this" vs "less like this" + background.
+    """Each subscriber's own linear model over paper vectors: "more like this" vs "less like this" + background.
 
-    Logistic regression (L2, a few Newton steps). Papers the subscriber did not judge, sampled from the pool,
-    are weak negatives: they anchor what "ordinary" looks like, so one saved paper already means something.
+    L2-regularized logistic regression, one row of `weights` per subscriber. Papers the subscriber did not judge,
+    sampled from the pool, are weak negatives: they anchor what "ordinary" looks like, so one saved paper already
+    means something. Fitted for a whole batch of subscribers at once with a few Newton steps in the span of each
+    one's training papers (w = X^T a), so each step solves a small (papers + 1) system instead of a dims one.
     """
 
-    weights: np.ndarray
-    bias: float
+    weights: np.ndarray  # subscribers x dims
+    bias: np.ndarray  # subscribers
 
     L2 = 0.01
     BACKGROUND = 50  # sampled pool papers
-    BACKGROUND_WEIGHT = 0.5  # all background together weighs half of the positives together
+    BACKGROUND_WEIGHT = 0.5  # all background papers together weigh half as much as all the positives
+    NEWTON_STEPS = 8
 
     @classmethod
-    def fit(cls, liked: np.ndarray, disliked: np.ndarray, pool: np.ndarray, seed: int = 0) -> FeedbackModel:
+    def fit_many(cls, liked: list[np.ndarray], disliked: list[np.ndarray], pool: np.ndarray,
+                 seed: int = 0) -> FeedbackModel:
         rng = np.random.default_rng(seed)
         background = pool[rng.choice(len(pool), size=min(cls.BACKGROUND, len(pool)), replace=False)]
-        groups = [(liked, 1.0, 1.0), (disliked, 0.0, 1.0), (background, 0.0, cls.BACKGROUND_WEIGHT)]
-        x = np.vstack([g for g, _, _ in groups if len(g)]).astype(np.float64)
-        y = np.concatenate([np.full(len(g), label) for g, label, _ in groups if len(g)])
-        w = np.concatenate([np.full(len(g), share / len(g)) for g, _, share in groups if len(g)])
-        x = np.hstack([x, np.ones((len(x), 1))])  # bias column
-        theta = np.zeros(x.shape[1])
-        penalty = np.full(x.shape[1], cls.L2)
-        penalty[-1] = 0.0
-        for _ in range(8):
-            p = 1 / (1 + np.exp(-x @ theta))
-            gradient = x.T @ (w * (p - y)) + penalty * theta
-            hessian = (x.T * (w * p * (1 - p))) @ x + np.diag(penalty + 1e-9)
-            theta -= np.linalg.solve(hessian, gradient)
-        return cls(theta[:-1].astype(np.float32), float(theta[-1]))
+        n = len(background) + max(len(p) + len(q) for p, q in zip(liked, disliked))
+        batch, dims = len(liked), pool.shape[1]
+        x = np.zeros((batch, n, dims))
+        y = np.zeros((batch, n))
+        w = np.zeros((batch, n))  # sample weights; 0 pads the shorter training sets
+        for b, (pos, neg) in enumerate(zip(liked, disliked)):
+            row = 0
+            for group, label, share in ((pos, 1.0, 1.0), (neg, 0.0, 1.0), (background, 0.0, cls.BACKGROUND_WEIGHT)):
+                if len(group):
+                    x[b, row:row + len(group)] = group
+                    y[b, row:row + len(group)] = label
+                    w[b, row:row + len(group)] = share / len(group)
+                    row += len(group)
+        kernel = x @ x.transpose(0, 2, 1)  # batch x n x n
+        a, bias = np.zeros((batch, n)), np.zeros(batch)
+        ridge = 1e-6 * np.eye(n + 1)
+        for _ in range(cls.NEWTON_STEPS):
+            p = 1 / (1 + np.exp(-(np.einsum("bij,bj->bi", kernel, a) + bias[:, None])))
+            residual, curvature = w * (p - y), w * p * (1 - p)
+            gradient = np.concatenate([np.einsum("bij,bj->bi", kernel, residual + cls.L2 * a),
+                                       residual.sum(axis=1, keepdims=True)], axis=1)
+            k_s = kernel * curvature[:, None, :]  # K diag(s)
+            hessian = np.empty((batch, n + 1, n + 1))
+            hessian[:, :n, :n] = k_s @ kernel + cls.L2 * kernel
+            hessian[:, :n, n] = hessian[:, n, :n] = np.einsum("bij,bj->bi", kernel, curvature)
+            hessian[:, n, n] = curvature.sum(axis=1)
+            step = np.linalg.solve(hessian + ridge, gradient[..., None])[..., 0]
+            a -= step[:, :n]
+            bias -= step[:, n]
+        return cls(np.einsum("bn,bnd->bd", a, x).astype(np.float32), bias.astype(np.float32))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """p(more like this) for each row of features."""
-        return (1 / (1 + np.exp(-(features @ self.weights + self.bias)))).astype(np.float32)
+        """p(more like this): subscribers x papers."""
+        return (1 / (1 + np.exp(-(self.weights @ features.T + self.bias[:, None])))).astype(np.float32)

@@ -1,10 +1,15 @@
-"""BM25 over title + abstract, built once per candidate pool and queried once per subscriber."""
+"""Lexical matching over title + abstract: tokenizer, phrase match, and a term index scored as sparse products.
+
+The index stores one weight per (term, document) pair, tf-idf (cosine, the ranker's lexical signal) or BM25
+(kept for comparison in benchmarks/ranking_quality.py). Scoring many queries at once is one sparse x dense product.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from scipy import sparse
@@ -13,18 +18,19 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:[-+][a-z0-9]+)*")
 STOPWORDS = frozenset(
     "a an and are as at be by for from has have in into is it its of on or that the their this to via we with "
     "our which these using based use new can not than more such also how what i my me am interested work "
-    "working research papers paper about".split()
+    "working research papers paper about especially particular like they them do does who whether when where "
+    "there both each other any all some most very well into over under between while".split()
 )
 
 
 def tokenize(text: str) -> list[str]:
+    """Lower-cased words without stop words; hyphenated words count as their parts ("mixture-of-experts")."""
     tokens = []
     for token in _TOKEN.findall(text.casefold()):
-        if token in STOPWORDS:
-            continue
-        tokens.append(token)
-        if "-" in token:  # "mixture-of-experts" also counts as its parts
+        if "-" in token:
             tokens.extend(part for part in token.split("-") if part and part not in STOPWORDS)
+        elif token not in STOPWORDS:
+            tokens.append(token)
     return tokens
 
 
@@ -35,20 +41,23 @@ def contains_phrase(text_folded: str, phrase: str) -> bool:
 
 
 @dataclass
-class BM25Index:
-    """BM25 weights of every (term, document) pair as a sparse terms x documents matrix.
+class TermIndex:
+    """Term weights of every document as a sparse terms x documents matrix.
 
-    A query is a sparse weighted bag of terms, so scoring many queries at once is one sparse product.
+    "tfidf": (1 + log tf) * idf, each document's column of unit length; a query is weighted by idf and normalized
+    too, so its score is the cosine. "bm25": the classic saturated term frequency; a query's terms just add up.
     """
 
+    kind: Literal["tfidf", "bm25"]
     vocabulary: dict[str, int]
-    weights: sparse.csr_matrix  # terms x documents: idf * saturated term frequency
+    weights: sparse.csr_matrix  # terms x documents
+    idf: np.ndarray
     doc_terms: list[Counter]
-    k1: float = 1.5
-    b: float = 0.75
+    _dense: np.ndarray | None = field(default=None, repr=False)  # the weights as a dense array, made on first use
 
     @classmethod
-    def build(cls, texts: list[str], k1: float = 1.5, b: float = 0.75) -> BM25Index:
+    def build(cls, texts: list[str], kind: Literal["tfidf", "bm25"] = "tfidf", k1: float = 1.5,
+              b: float = 0.75) -> TermIndex:
         doc_terms = [Counter(tokenize(text)) for text in texts]
         vocabulary: dict[str, int] = {}
         rows, cols, tfs = [], [], []
@@ -58,36 +67,47 @@ class BM25Index:
                 cols.append(doc)
                 tfs.append(count)
         n = len(texts)
-        doc_len = np.array([sum(c.values()) for c in doc_terms], dtype=np.float32)
-        avg_len = float(doc_len.mean()) if n and doc_len.mean() > 0 else 1.0
         rows_a, cols_a, tf = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(tfs, np.float32)
         df = np.bincount(rows_a, minlength=len(vocabulary)).astype(np.float32)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        norm = k1 * (1 - b + b * doc_len[cols_a] / avg_len) if n else np.zeros(0, np.float32)
-        values = idf[rows_a] * tf * (k1 + 1) / (tf + norm)
+        if kind == "bm25":
+            idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            doc_len = np.array([sum(c.values()) for c in doc_terms], dtype=np.float32)
+            avg_len = float(doc_len.mean()) if n and doc_len.mean() > 0 else 1.0
+            values = idf[rows_a] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len[cols_a] / avg_len))
+        else:
+            idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+            values = (1 + np.log(tf)) * idf[rows_a]
+            norms = np.sqrt(np.bincount(cols_a, weights=values ** 2, minlength=n))
+            values = values / np.where(norms > 0, norms, 1.0)[cols_a]
         weights = sparse.csr_matrix((values.astype(np.float32), (rows_a, cols_a)), shape=(len(vocabulary), n))
-        return cls(vocabulary, weights, doc_terms, k1, b)
+        return cls(kind, vocabulary, weights, idf, doc_terms)
 
     def query_matrix(self, queries: list[dict[str, float]]) -> sparse.csr_matrix:
         """Weighted query terms, one row per query, over this index's vocabulary (unknown terms dropped)."""
-        rows, cols, values = [], [], []
-        for row, query in enumerate(queries):
-            for term, weight in query.items():
-                col = self.vocabulary.get(term)
-                if col is not None:
-                    rows.append(row)
-                    cols.append(col)
-                    values.append(weight)
-        return sparse.csr_matrix((np.array(values, np.float32), (rows, cols)),
-                                 shape=(len(queries), len(self.vocabulary)))
+        get = self.vocabulary.get
+        cols = np.fromiter((get(term, -1) for query in queries for term in query), dtype=np.int64)
+        values = np.fromiter((weight for query in queries for weight in query.values()), dtype=np.float32)
+        rows = np.repeat(np.arange(len(queries)), [len(query) for query in queries])
+        known = cols >= 0
+        rows, cols, values = rows[known], cols[known], values[known]
+        if self.kind == "tfidf":
+            values = values * self.idf[cols]
+            norms = np.sqrt(np.bincount(rows, weights=values ** 2, minlength=len(queries)))
+            values = (values / np.where(norms > 0, norms, 1.0)[rows]).astype(np.float32)
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(queries), len(self.vocabulary)))
 
-    def scores_many(self, queries: list[dict[str, float]]) -> sparse.csr_matrix:
-        """BM25 of every document for each query: a sparse queries x documents matrix."""
-        return self.query_matrix(queries) @ self.weights
+    def scores_many(self, queries: list[dict[str, float]]) -> np.ndarray:
+        """Score of every document for each query: a dense queries x documents matrix."""
+        if self._dense is None:
+            self._dense = self.weights.toarray()
+        return np.asarray(self.query_matrix(queries) @ self._dense, dtype=np.float32)
 
     def scores(self, query_terms: dict[str, float]) -> np.ndarray:
-        """BM25 score of every document for one weighted query."""
-        return self.scores_many([query_terms]).toarray()[0]
+        return self.scores_many([query_terms])[0]
+
+    def document_vectors(self) -> np.ndarray:
+        """Each document's weights as a dense row (unit length for tf-idf)."""
+        return self.weights.T.toarray()
 
     def documents_with_all(self, terms: list[str]) -> np.ndarray:
         """Indices of the documents that contain every one of `terms` (a cheap filter before a phrase match)."""
@@ -99,3 +119,11 @@ class BM25Index:
             found = self.weights.indices[self.weights.indptr[row]:self.weights.indptr[row + 1]]
             docs = found if docs is None else np.intersect1d(docs, found, assume_unique=True)
         return docs if docs is not None else np.arange(self.weights.shape[1])
+
+
+def query_terms(text: str, weight: float = 1.0) -> dict[str, float]:
+    """Term -> summed weight for one text (e.g. a profile's interests)."""
+    terms: dict[str, float] = {}
+    for token in tokenize(text):
+        terms[token] = terms.get(token, 0.0) + weight
+    return terms

@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 
+NEAR_DUPLICATE = 0.9  # similarity above which a candidate is a near-duplicate of a pick: it goes last
+
+
 def mmr_select(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarray, k: int,
-               lam: float) -> np.ndarray:
+               lam: float, near_duplicate: float = NEAR_DUPLICATE) -> np.ndarray:
     """Positions (into each row of `candidates`) of k picks, in order.
 
     Each step takes the candidate maximizing lam * relevance - (1 - lam) * (highest similarity to a pick so far),
-    with relevance the row's scores scaled to [0, 1]. `scores` and `candidates` are subscribers x M;
+    with relevance the row's scores scaled to [0, 1]; a near-duplicate of a pick comes after every other
+    candidate whatever its relevance. `scores` and `candidates` are subscribers x M;
     `similarity` is papers x papers. Candidates scored -inf (excluded) come last and are never picked twice.
     """
     rows, m = scores.shape
@@ -25,7 +29,7 @@ def mmr_select(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarra
     taken = np.zeros((rows, m), dtype=bool)
     every_row = np.arange(rows)
     for step in range(k):
-        value = lam * relevance - (1 - lam) * closest
+        value = lam * relevance - (1 - lam) * closest - 1e6 * (closest >= near_duplicate)
         value[taken] = -np.inf
         pick = value.argmax(axis=1)
         chosen[:, step] = pick

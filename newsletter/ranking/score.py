@@ -3,7 +3,7 @@
 For each subscriber and candidate paper:
 
     relevance = SEMANTIC_WEIGHT * cosine(profile vector, paper vector)        (absent when lexical-only)
-              + LEXICAL_WEIGHT  * BM25(interests + boosted keywords) / best BM25 for this subscriber
+              + LEXICAL_WEIGHT  * tf-idf cosine(interests + boosted keywords, paper)
               + KEYWORD_WEIGHT  * share of the subscriber's keywords found as phrases in the paper
               + AUTHOR_BOOST    if the paper is by a followed author
               + FEEDBACK_WEIGHT * (2 * p(more | paper) - 1) from the subscriber's own linear model (once they have feedback)
@@ -27,18 +27,19 @@ from scipy import sparse
 from newsletter.models import Paper
 from newsletter.ranking import embeddings
 from newsletter.ranking.feedback import FeedbackModel
-from newsletter.ranking.lexical import BM25Index, contains_phrase, tokenize
+from newsletter.ranking.lexical import TermIndex, contains_phrase, query_terms, tokenize
 from newsletter.ranking.mmr import mmr_select
 
 SEMANTIC_WEIGHT = 1.0
-LEXICAL_WEIGHT = 0.35
-KEYWORD_WEIGHT = 0.25
-KEYWORD_BOOST = 2.0  # a keyword's terms weigh this much more than a word of free text in the BM25 query
+LEXICAL_WEIGHT = 1.0  # cosines on both sides: an exact-term match counts as much as a semantic one
+KEYWORD_WEIGHT = 0.05  # small: the keyword's words already weigh double in the lexical query; this mostly breaks ties
+KEYWORD_BOOST = 2.0  # a keyword's words weigh this much more than a word of free text in the lexical query
 AUTHOR_BOOST = 1.0  # as much as a perfect topical match: you asked for this author
 FEEDBACK_WEIGHT = 0.3
 TRENDING_WEIGHT = 0.1  # the most upvoted fresh paper gets this much: it reorders near-ties, never beats relevance
 TRENDING_HALF_LIFE_DAYS = 3.0
-MMR_POOL = 30  # MMR re-orders each subscriber's best MMR_POOL candidates
+MMR_POOL = 30  # MMR chooses each subscriber's first MMR_PICKS papers among their best MMR_POOL candidates
+MMR_PICKS = 10
 MMR_LAMBDA = 0.75  # 1 = relevance only, 0 = diversity only
 CHUNK = 2048  # subscribers scored per matrix
 SIMILAR_SAVED = 0.5  # cosine at which a pick is explained as "similar to a paper you saved"
@@ -66,13 +67,15 @@ class Profile:
     query: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
-        weights: dict[str, float] = {}
-        for token in tokenize(self.interests):
-            weights[token] = weights.get(token, 0.0) + 1.0
-        for keyword in self.keywords:
-            for token in tokenize(keyword):
-                weights[token] = weights.get(token, 0.0) + KEYWORD_BOOST
-        self.query = weights
+        self.query = query_terms(self.interests)
+        for term, weight in query_terms(" ".join(self.keywords), KEYWORD_BOOST).items():
+            self.query[term] = self.query.get(term, 0.0) + weight
+
+    def seen(self) -> set[int]:
+        """Papers never to pick again: sent, or already judged by the reader."""
+        if not (self.liked or self.disliked):
+            return self.sent
+        return self.sent | {p.id for p in self.liked} | {p.id for p in self.disliked}
 
     @classmethod
     def of(cls, subscriber, **extra) -> Profile:
@@ -82,10 +85,10 @@ class Profile:
 
 
 @dataclass
-class RankedRow:
-    """One subscriber's picks as pool indices, best first, with the score parts the reasons are built from."""
+class RankedChunk:
+    """A chunk of subscribers' picks as pool indices (-1: no pick), best first, with the score parts behind them."""
 
-    indices: np.ndarray
+    indices: np.ndarray  # subscribers x limit
     scores: np.ndarray
     semantic: np.ndarray
     feedback: np.ndarray
@@ -97,12 +100,13 @@ class CandidatePool:
     def __init__(self, papers: Sequence[Paper], now: datetime | None = None, semantic: bool | None = None):
         self.papers = list(papers)
         self.texts = [f"{p.title} {p.abstract}".casefold() for p in self.papers]
-        self.index = BM25Index.build([f"{p.title} {p.title} {p.abstract}" for p in self.papers])
+        self.index = TermIndex.build([f"{p.title} {p.abstract}" for p in self.papers])
         self.trending = trending_prior(self.papers, now or datetime.now(timezone.utc))
         self.semantic = embeddings.semantic_available() if semantic is None else semantic
         self.vectors = self._paper_vectors() if self.semantic else None
-        self.features = self.vectors if self.vectors is not None else self._tfidf_features(self.texts)
+        self.features = self.vectors if self.vectors is not None else self.index.document_vectors()
         self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR
+        self._position = {paper.id: i for i, paper in enumerate(self.papers)}
         self._phrase_columns: dict[str, np.ndarray] = {}
         self._author_columns: dict[str, np.ndarray] = {}
         by_author: dict[str, list[int]] = {}
@@ -124,14 +128,19 @@ class CandidatePool:
         """Each profile's picks (best first, with reasons), in the order of `profiles`."""
         for start in range(0, len(profiles), chunk):
             part = profiles[start:start + chunk]
-            for profile, row in zip(part, self.rank_rows(part, limit)):
+            ranked = self.rank_rows(part, limit)
+            for r, profile in enumerate(part):
+                keep = ranked.indices[r] >= 0
                 yield [Recommendation(self.papers[i], round(float(s), 4), self.reasons(profile, i, sem, fb))
-                       for i, s, sem, fb in zip(row.indices, row.scores, row.semantic, row.feedback)]
+                       for i, s, sem, fb in zip(ranked.indices[r][keep], ranked.scores[r][keep],
+                                                ranked.semantic[r][keep], ranked.feedback[r][keep])]
 
-    def rank_rows(self, profiles: Sequence[Profile], limit: int) -> list[RankedRow]:
-        """The picks of one chunk of profiles as indices: the matrix part of ranking, with no per-pick Python."""
+    def rank_rows(self, profiles: Sequence[Profile], limit: int) -> RankedChunk:
+        """The picks of one chunk of profiles: the matrix part of ranking, with no per-pick Python."""
+        rows = len(profiles)
         if not self.papers or not profiles:
-            return [RankedRow(*(np.zeros(0),) * 4) for _ in profiles]
+            empty = np.full((rows, 0), -1)
+            return RankedChunk(empty, empty.astype(np.float32), empty.astype(np.float32), empty.astype(np.float32))
         semantic, score = self._relevance(profiles)
         feedback = self._feedback(profiles, score)
         score += TRENDING_WEIGHT * self.trending
@@ -142,16 +151,17 @@ class CandidatePool:
         order = np.argsort(-candidate_scores, axis=1, kind="stable")
         candidates = np.take_along_axis(candidates, order, axis=1)
         candidate_scores = np.take_along_axis(candidate_scores, order, axis=1)
-        chosen = mmr_select(candidate_scores, self.similarity, candidates, min(limit, pool_size), MMR_LAMBDA)
-        rows = []
-        for r in range(len(profiles)):
-            picked = candidates[r, chosen[r]]
-            keep = np.isfinite(score[r, picked])
-            picked = picked[keep]
-            rows.append(RankedRow(picked, score[r, picked],
-                                  semantic[r, picked] if semantic is not None else np.zeros(len(picked)),
-                                  feedback[r, picked] if feedback is not None else np.zeros(len(picked))))
-        return rows
+        chosen = diversified_order(candidate_scores, self.similarity, candidates, limit)
+        picked = np.take_along_axis(candidates, chosen, axis=1)
+        picked_scores = np.take_along_axis(candidate_scores, chosen, axis=1)
+        row = np.arange(rows)[:, None]
+        zeros = np.zeros(picked.shape, dtype=np.float32)
+        return RankedChunk(
+            indices=np.where(np.isfinite(picked_scores), picked, -1),
+            scores=picked_scores,
+            semantic=semantic[row, picked] if semantic is not None else zeros,
+            feedback=feedback[row, picked] if feedback is not None else zeros,
+        )
 
     # -- scoring --------------------------------------------------------------------------------------------------
 
@@ -167,11 +177,8 @@ class CandidatePool:
             score = SEMANTIC_WEIGHT * semantic
         else:
             score = np.zeros((len(profiles), n), dtype=np.float32)
-        lexical = self.index.scores_many([p.query for p in profiles]).tocsr()
-        best = lexical.max(axis=1).toarray().ravel()
-        best[best == 0] = 1.0
-        lexical = sparse.diags((LEXICAL_WEIGHT / best).astype(np.float32)) @ lexical
-        add_sparse(score, lexical)
+        lexical = self.index.scores_many([p.query for p in profiles])
+        score += LEXICAL_WEIGHT * lexical
         add_sparse(score, self._keyword_matches(profiles))
         add_sparse(score, self._author_matches(profiles))
         return semantic, score
@@ -189,14 +196,13 @@ class CandidatePool:
         return matches
 
     def _remove(self, profiles: Sequence[Profile], score: np.ndarray) -> None:
-        """-inf for excluded keywords and papers already sent: they can never be picked."""
+        """-inf for excluded keywords and papers already sent or judged: they can never be picked."""
         excluded = self._phrase_product([p.excluded_keywords for p in profiles], [1.0] * len(profiles),
                                         self.phrase_documents).tocoo()
         score[excluded.row, excluded.col] = -np.inf
-        position = {paper.id: i for i, paper in enumerate(self.papers)}
-        for r, profile in enumerate(profiles):
-            sent = [position[pid] for pid in profile.sent if pid in position]
-            score[r, sent] = -np.inf
+        rows = [r for r, profile in enumerate(profiles) for pid in profile.seen() if pid in self._position]
+        cols = [self._position[pid] for profile in profiles for pid in profile.seen() if pid in self._position]
+        score[rows, cols] = -np.inf
 
     def _phrase_product(self, phrase_lists: list[list[str]], row_weights: list[float], documents) -> sparse.csr_matrix:
         """sum over each row's phrases of (weight x does the paper contain it): a sparse rows x papers matrix."""
@@ -208,12 +214,12 @@ class CandidatePool:
                 cols.append(columns.setdefault(phrase.casefold(), len(columns)))
                 values.append(weight)
         chosen = sparse.csr_matrix((np.array(values, np.float32), (rows, cols)), shape=(len(phrase_lists), len(columns)))
-        present = sparse.lil_matrix((len(columns), len(self.papers)), dtype=np.float32)
-        for phrase, c in columns.items():
-            docs = documents(phrase)
-            if len(docs):
-                present[c, docs] = 1.0
-        return (chosen @ present.tocsr()).tocsr()
+        found = [documents(phrase) for phrase in columns]
+        present = sparse.csr_matrix(
+            (np.ones(sum(len(d) for d in found), dtype=np.float32),
+             (np.repeat(np.arange(len(found)), [len(d) for d in found]), np.concatenate(found or [np.zeros(0, int)]))),
+            shape=(len(columns), len(self.papers)))
+        return (chosen @ present).tocsr()
 
     def phrase_documents(self, phrase: str) -> np.ndarray:
         """Indices of the papers containing `phrase` as whole words (cached per pool)."""
@@ -233,12 +239,11 @@ class CandidatePool:
         with_feedback = [r for r, p in enumerate(profiles) if p.liked or p.disliked]
         if not with_feedback:
             return None
+        models = FeedbackModel.fit_many([self.features_of(profiles[r].liked) for r in with_feedback],
+                                        [self.features_of(profiles[r].disliked) for r in with_feedback],
+                                        self.features)
         feedback = np.zeros_like(score)
-        for r in with_feedback:
-            profile = profiles[r]
-            model = FeedbackModel.fit(self.features_of(profile.liked), self.features_of(profile.disliked),
-                                      self.features, seed=r)
-            feedback[r] = FEEDBACK_WEIGHT * (2 * model.predict(self.features) - 1)
+        feedback[with_feedback] = FEEDBACK_WEIGHT * (2 * models.predict(self.features) - 1)
         score += feedback
         return feedback
 
@@ -254,7 +259,7 @@ class CandidatePool:
                 fresh = iter(embeddings.encode([embeddings.paper_text(p) for p, v in zip(papers, stored) if v is None]))
                 stored = [v if v is not None else next(fresh) for v in stored]
             return np.stack(stored).astype(np.float32)
-        return self._tfidf_features([f"{p.title} {p.abstract}".casefold() for p in papers])
+        return self.index.query_matrix([query_terms(f"{p.title} {p.abstract}") for p in papers]).toarray()
 
     def _paper_vectors(self) -> np.ndarray:
         stored = [embeddings.paper_vector(p) for p in self.papers]
@@ -265,16 +270,6 @@ class CandidatePool:
         if not stored:
             return np.zeros((0, embeddings.DIMENSIONS), dtype=np.float32)
         return np.stack(stored).astype(np.float32)
-
-    def _tfidf_features(self, texts: list[str]) -> np.ndarray:
-        """Unit tf-idf vectors over the pool's vocabulary: the lexical-only stand-in for embeddings."""
-        queries = [{t: float(c) for t, c in _counts(tokenize(text)).items()} for text in texts]
-        matrix = self.index.query_matrix(queries).toarray()
-        df = np.diff(self.index.weights.indptr).astype(np.float32)
-        matrix *= np.log((1 + len(self.papers)) / (1 + df)) + 1
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return (matrix / norms).astype(np.float32)
 
     # -- explanations ----------------------------------------------------------------------------------------------
 
@@ -321,6 +316,17 @@ def trending_prior(papers: Sequence[Paper], now: datetime) -> np.ndarray:
     return (raw / top if top > 0 else raw).astype(np.float32)
 
 
+def diversified_order(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of each row's picks: the first MMR_PICKS chosen by MMR among the best MMR_POOL, the rest by score."""
+    window = min(MMR_POOL, scores.shape[1])
+    picks = min(MMR_PICKS, limit, window)
+    head = mmr_select(scores[:, :window], similarity, candidates[:, :window], picks, MMR_LAMBDA)
+    taken = np.zeros(scores.shape, dtype=bool)
+    np.put_along_axis(taken, head, True, axis=1)
+    rest = np.argsort(taken, axis=1, kind="stable")[:, : scores.shape[1] - picks]  # untaken, still in score order
+    return np.concatenate([head, rest], axis=1)[:, :limit]
+
+
 def top_indices(score: np.ndarray, k: int) -> np.ndarray:
     """The column indices of each row's k largest values (unordered)."""
     if k >= score.shape[1]:
@@ -330,16 +336,9 @@ def top_indices(score: np.ndarray, k: int) -> np.ndarray:
 
 def add_sparse(dense: np.ndarray, matrix: sparse.spmatrix) -> None:
     """dense += matrix, touching only the stored entries."""
-    coo = matrix.tocoo()
-    np.add.at(dense, (coo.row, coo.col), coo.data)
+    coo = matrix.tocoo()  # products of CSR matrices hold each entry once: fancy-index += is exact
+    dense[coo.row, coo.col] += coo.data
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _counts(tokens: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for token in tokens:
-        counts[token] = counts.get(token, 0) + 1
-    return counts
