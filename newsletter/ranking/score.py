@@ -9,7 +9,7 @@ For each subscriber and candidate paper:
               + FEEDBACK_WEIGHT * (2 * p(more | paper) - 1) from the subscriber's own linear model (once they have feedback)
     score     = relevance + TRENDING_WEIGHT * trending   (log upvotes with recency decay, in [0, 1])
 
-Excluded keywords and papers already sent get no score at all. Subscribers are scored a chunk at a time as
+Excluded keywords and papers already sent (or already judged by the reader) get no score at all. Subscribers are scored a chunk at a time as
 dense subscribers x papers matrices (semantic: one matrix product; lexical and phrase matches: sparse products),
 so memory stays flat however many subscribers there are. The top candidates of each row are then re-ordered
 by maximal marginal relevance so the picks are not near-duplicates of each other.
@@ -90,8 +90,7 @@ class RankedChunk:
 
     indices: np.ndarray  # subscribers x limit
     scores: np.ndarray
-    semantic: np.ndarray
-    feedback: np.ndarray
+    semantic: np.ndarray  # the semantic part of each pick's score (for its explanation)
 
 
 class CandidatePool:
@@ -108,7 +107,6 @@ class CandidatePool:
         self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR
         self._position = {paper.id: i for i, paper in enumerate(self.papers)}
         self._phrase_columns: dict[str, np.ndarray] = {}
-        self._author_columns: dict[str, np.ndarray] = {}
         by_author: dict[str, list[int]] = {}
         for i, paper in enumerate(self.papers):
             for author in paper.authors:
@@ -131,18 +129,17 @@ class CandidatePool:
             ranked = self.rank_rows(part, limit)
             for r, profile in enumerate(part):
                 keep = ranked.indices[r] >= 0
-                yield [Recommendation(self.papers[i], round(float(s), 4), self.reasons(profile, i, sem, fb))
-                       for i, s, sem, fb in zip(ranked.indices[r][keep], ranked.scores[r][keep],
-                                                ranked.semantic[r][keep], ranked.feedback[r][keep])]
+                yield [Recommendation(self.papers[i], round(float(s), 4), self.reasons(profile, i, sem))
+                       for i, s, sem in zip(ranked.indices[r][keep], ranked.scores[r][keep], ranked.semantic[r][keep])]
 
     def rank_rows(self, profiles: Sequence[Profile], limit: int) -> RankedChunk:
         """The picks of one chunk of profiles: the matrix part of ranking, with no per-pick Python."""
         rows = len(profiles)
         if not self.papers or not profiles:
             empty = np.full((rows, 0), -1)
-            return RankedChunk(empty, empty.astype(np.float32), empty.astype(np.float32), empty.astype(np.float32))
+            return RankedChunk(empty, empty.astype(np.float32), empty.astype(np.float32))
         semantic, score = self._relevance(profiles)
-        feedback = self._feedback(profiles, score)
+        self._add_feedback(profiles, score)
         score += TRENDING_WEIGHT * self.trending
         self._remove(profiles, score)
         pool_size = min(len(self.papers), max(MMR_POOL, limit))
@@ -160,7 +157,6 @@ class CandidatePool:
             indices=np.where(np.isfinite(picked_scores), picked, -1),
             scores=picked_scores,
             semantic=semantic[row, picked] if semantic is not None else zeros,
-            feedback=feedback[row, picked] if feedback is not None else zeros,
         )
 
     # -- scoring --------------------------------------------------------------------------------------------------
@@ -234,18 +230,15 @@ class CandidatePool:
     def author_documents(self, author: str) -> np.ndarray:
         return self._papers_by_author.get(author.casefold(), np.zeros(0, dtype=np.int64))
 
-    def _feedback(self, profiles: Sequence[Profile], score: np.ndarray) -> np.ndarray | None:
-        """Adds each subscriber's own model (only those with feedback); returns the per-paper feedback scores."""
+    def _add_feedback(self, profiles: Sequence[Profile], score: np.ndarray) -> None:
+        """Adds each subscriber's own model's opinion of every paper (only for subscribers with feedback)."""
         with_feedback = [r for r, p in enumerate(profiles) if p.liked or p.disliked]
         if not with_feedback:
-            return None
+            return
         models = FeedbackModel.fit_many([self.features_of(profiles[r].liked) for r in with_feedback],
                                         [self.features_of(profiles[r].disliked) for r in with_feedback],
                                         self.features)
-        feedback = np.zeros_like(score)
-        feedback[with_feedback] = FEEDBACK_WEIGHT * (2 * models.predict(self.features) - 1)
-        score += feedback
-        return feedback
+        score[with_feedback] += FEEDBACK_WEIGHT * (2 * models.predict(self.features) - 1)
 
     # -- features ------------------------------------------------------------------------------------------------
 
@@ -273,7 +266,8 @@ class CandidatePool:
 
     # -- explanations ----------------------------------------------------------------------------------------------
 
-    def reasons(self, profile: Profile, i: int, semantic: float = 0.0, feedback: float = 0.0) -> list[str]:
+    def reasons(self, profile: Profile, i: int, semantic: float = 0.0) -> list[str]:
+        """Why paper i is recommended to this profile, in words the reader can check."""
         paper, text = self.papers[i], self.texts[i]
         reasons = []
         matched = [k for k in profile.keywords if contains_phrase(text, k)]
@@ -291,8 +285,6 @@ class CandidatePool:
         terms = [t for t in dict.fromkeys(tokenize(profile.interests)) if t in self.index.doc_terms[i]]
         if terms:
             reasons.append("about your interests: " + ", ".join(terms[:5]))
-        if feedback < -0.1 and not saved:
-            reasons.append("less like the papers you marked \"less like this\", but still among the best left")
         if paper.upvotes and self.trending[i] >= 0.5:
             reasons.append(f"trending: {paper.upvotes} upvotes")
         return reasons or ["popular with readers today"]
