@@ -81,19 +81,18 @@ def recommend(
 ) -> None:
     """Rank the candidate papers for the subscriber EMAIL, best first, with the reasons."""
     from newsletter.compose import live_picks
-    from subscribers.profiles import get_subscriber
-
     from newsletter.ranking.embeddings import semantic_status
+    from subscribers.profiles import get_subscriber
 
     with db.session_scope() as session:
         picks = live_picks(session, get_subscriber(session, email), parse_day(day), get_settings(), limit)
-    if semantic_status():
-        err_console.print(f"note: {semantic_status()}", highlight=False)
     if as_json:
         rows = [{"id": r.paper.external_id, "paper_id": r.paper.id, "title": r.paper.title, "score": r.score,
                  "reasons": r.reasons, "url": r.paper.url} for r in picks]
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
+    if semantic_status():  # the operator sees why; --json output stays a clean list
+        err_console.print(f"note: {semantic_status()}", highlight=False)
     table = Table("#", "score", "title", "why")
     for rank, r in enumerate(picks, start=1):
         table.add_row(str(rank), f"{r.score:.3f}", r.paper.title, "; ".join(r.reasons))

@@ -100,7 +100,8 @@ def test_recommend_json_lists_every_candidate_best_first_and_says_when_lexical_o
     assert all({"id", "title", "score", "reasons"} <= set(r) and r["reasons"] for r in rows)
     assert all(isinstance(r["score"], float) and isinstance(r["reasons"], list) for r in rows)
     assert [r["score"] for r in rows[10:]] == sorted((r["score"] for r in rows[10:]), reverse=True)
-    assert "semantic ranking off" in result.stderr  # NEWSLETTER_SEMANTIC=off in tests: the operator is told
+    table = run("recommend", "ada@example.org")
+    assert "semantic ranking off" in table.stderr  # NEWSLETTER_SEMANTIC=off in tests: the operator is told
 
 
 def test_profile_update_and_feedback_from_the_cli(settings):
