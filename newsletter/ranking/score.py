@@ -65,8 +65,10 @@ class Profile:
     disliked: list[Paper] = field(default_factory=list)  # "less like this"
     sent: set[int] = field(default_factory=set)  # paper ids already sent: never picked again
     query: dict[str, float] = field(init=False)
+    interest_terms: list[str] = field(init=False)  # for explanations
 
     def __post_init__(self) -> None:
+        self.interest_terms = list(dict.fromkeys(tokenize(self.interests)))
         self.query = query_terms(self.interests)
         for term, weight in query_terms(" ".join(self.keywords), KEYWORD_BOOST).items():
             self.query[term] = self.query.get(term, 0.0) + weight
@@ -107,6 +109,7 @@ class CandidatePool:
         self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR
         self._position = {paper.id: i for i, paper in enumerate(self.papers)}
         self._phrase_columns: dict[str, np.ndarray] = {}
+        self._phrase_sets: dict[str, frozenset[int]] = {}
         by_author: dict[str, list[int]] = {}
         for i, paper in enumerate(self.papers):
             for author in paper.authors:
@@ -227,6 +230,13 @@ class CandidatePool:
             self._phrase_columns[phrase] = found
         return found
 
+    def phrase_set(self, phrase: str) -> frozenset[int]:
+        """phrase_documents as a set, for membership tests while explaining picks (cached per pool)."""
+        found = self._phrase_sets.get(phrase)
+        if found is None:
+            found = self._phrase_sets[phrase] = frozenset(self.phrase_documents(phrase).tolist())
+        return found
+
     def author_documents(self, author: str) -> np.ndarray:
         return self._papers_by_author.get(author.casefold(), np.zeros(0, dtype=np.int64))
 
@@ -268,9 +278,9 @@ class CandidatePool:
 
     def reasons(self, profile: Profile, i: int, semantic: float = 0.0) -> list[str]:
         """Why paper i is recommended to this profile, in words the reader can check."""
-        paper, text = self.papers[i], self.texts[i]
+        paper = self.papers[i]
         reasons = []
-        matched = [k for k in profile.keywords if contains_phrase(text, k)]
+        matched = [k for k in profile.keywords if i in self.phrase_set(k)]
         if matched:
             reasons.append("matches your keywords: " + ", ".join(matched))
         followed = {a.casefold() for a in profile.followed_authors}
@@ -282,7 +292,8 @@ class CandidatePool:
             reasons.append(f"similar to a paper you saved: {saved.title}")
         if semantic >= 0.3:
             reasons.append(f"close to your interests (semantic match {semantic:.2f})")
-        terms = [t for t in dict.fromkeys(tokenize(profile.interests)) if t in self.index.doc_terms[i]]
+        doc_terms = self.index.doc_terms[i]
+        terms = [t for t in profile.interest_terms if t in doc_terms]
         if terms:
             reasons.append("about your interests: " + ", ".join(terms[:5]))
         if paper.upvotes and self.trending[i] >= 0.5:
