@@ -1,4 +1,5 @@
-# The two commands: `make demo` (the daily pipeline end to end) and `make test` (the test suite).
+# The two commands: `make demo` (the daily pipeline end to end) and `make test` (the test suite, on SQLite;
+# `make test-postgres` runs it on PostgreSQL).
 # Both create .venv and install everything on first use (scripts/setup.sh).
 
 VENV := .venv
@@ -12,6 +13,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite on PostgreSQL (a fresh database per run on this server, dropped afterwards).
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+test-postgres: $(STAMP)
+	NEWSLETTER_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
 

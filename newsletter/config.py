@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from enum import Enum
+from datetime import timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
@@ -62,12 +63,23 @@ class Settings(BaseSettings):
     candidate_days: int = 7  # papers ingested or published this recently are candidates
     semantic: Literal["auto", "off"] = "auto"  # auto: sentence embeddings when the `semantic` extra is installed
 
+    # The distributed schedule (Celery beat; times in UTC, cron syntax "minute hour day month weekday").
+    ingest_schedule: str = "30 5 * * *"  # when the configured sources are ingested
+    send_tick_seconds: float = 300  # how often the send tick looks for subscribers whose local send hour has come
+    weekly_weekday: int = Field(0, ge=0, le=6)  # weekly subscribers get the edition of this local weekday (0 = Monday)
+    send_batch_size: int = Field(200, ge=1)  # subscribers planned, and deliveries sent, per Celery task
+    delivery_lease_seconds: float = Field(900, gt=0)  # a `sending` row older than this was lost with its sender
+
     log_level: str = "INFO"
     log_format: str = "text"  # text (key=value) or json
 
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'newsletter.db'}"
+
+    @property
+    def delivery_lease(self) -> timedelta:
+        return timedelta(seconds=self.delivery_lease_seconds)
 
     def source_list(self) -> list[str]:
         return [s.strip() for s in self.sources.split(",") if s.strip()]

@@ -107,6 +107,7 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     error: str | None = None
     next_attempt_at: datetime | None = None  # after a temporary failure: not before this time
+    queued_at: datetime | None = None  # when a Celery send task last took this row (see newsletter.dispatch)
     claimed_at: datetime | None = None
     sent_at: datetime | None = None
 

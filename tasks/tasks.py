@@ -1,20 +1,46 @@
-"""Thin Celery wrappers: each task opens a session and calls the core with plain ids and dates."""
+"""Thin Celery wrappers: each task opens a session and calls the core with plain ids, dates and ISO times.
+
+Every task may run twice (redelivery after a lost worker, a retry, a second beat): the delivery ledger decides
+what is sent, so a second run sends nothing already sent. Names and signatures (other code enqueues them by name):
+
+- `tasks.tasks.send_tick(now=None)`: the periodic tick (beat, every `NEWSLETTER_SEND_TICK_SECONDS`). Finds the
+  subscribers whose local send hour has come (`newsletter.dispatch`), fans out `plan_batch` per chunk of
+  `NEWSLETTER_SEND_BATCH_SIZE` subscribers, releases rows whose sender died, and re-queues pending rows no task
+  holds. `now` (ISO 8601, naive = UTC) replaces the clock, for tests and replays.
+- `tasks.tasks.plan_batch(day, subscriber_ids)`: rank these subscribers for `day`'s edition (ISO date), then
+  enqueue `send_batch` for their new deliveries.
+- `tasks.tasks.send_batch(edition_id, delivery_ids=None)`: send those pending deliveries (all of the edition's
+  when None).
+- `tasks.tasks.enqueue_edition(day=None)`: plan everyone for `day` (default: today, UTC) and fan out the sending,
+  ignoring send hours (an operator's "send this edition now").
+- `tasks.tasks.ingest_sources()`: ingest `NEWSLETTER_SOURCES` (beat: `NEWSLETTER_INGEST_SCHEDULE`).
+- `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
-from datetime import date, datetime, timezone
+from datetime import date
 
+from sqlalchemy.exc import IntegrityError
+
+from newsletter import dispatch
 from newsletter.config import get_settings
 from newsletter.db import session_scope
+from newsletter.delivery import ledger
 from newsletter.delivery.send import send_edition
 from newsletter.editions import plan_edition
 from newsletter.ingest import ingest, sample_sources
+from newsletter.log import event
 from tasks.celery_app import app
+
+log = logging.getLogger("newsletter.tasks")
+PLAN_ATTEMPTS = 3  # a concurrent planner of the same rows makes an attempt fail on the unique key; re-planning skips them
 
 
 def _day(value: str | None) -> date:
-    return date.fromisoformat(value) if value else datetime.now(timezone.utc).date()
+    return date.fromisoformat(value) if value else dispatch.utc(None).date()
 
 
 @app.task
@@ -29,15 +55,64 @@ def ingest_sources() -> list[dict]:
 
 
 @app.task
-def plan(day: str | None = None) -> dict:
+def send_tick(now: str | None = None) -> dict:
+    settings = get_settings()
+    moment = dispatch.utc(now)
     with session_scope() as session:
-        return asdict(plan_edition(session, _day(day), get_settings()))
+        due = dispatch.due_subscribers(session, moment, settings)
+    plans = [plan_batch.delay(day.isoformat(), chunk).id
+             for day, ids in due.items() for chunk in dispatch.chunked(ids, settings.send_batch_size)]
+    with session_scope() as session:
+        released = ledger.release_stale(session, None, settings.delivery_lease)
+        lost = dispatch.take_lost(session, moment, settings)
+    sends = _fan_out(lost, settings.send_batch_size)
+    report = {"now": moment.isoformat(), "due": sum(map(len, due.values())), "released": released,
+              "requeued": sum(map(len, lost.values())), "plan_batches": plans, "send_batches": sends}
+    event(log, "send tick", now=report["now"], due=report["due"], released=released, requeued=report["requeued"])
+    return report
+
+
+@app.task
+def plan_batch(day: str, subscriber_ids: list[int]) -> dict:
+    settings = get_settings()
+    for attempt in range(1, PLAN_ATTEMPTS + 1):
+        try:
+            with session_scope() as session:
+                planned = plan_edition(session, _day(day), settings, only=subscriber_ids)
+            break
+        except IntegrityError:
+            if attempt == PLAN_ATTEMPTS:
+                raise
+    with session_scope() as session:
+        ids = dispatch.take_unqueued(session, planned.edition_id, subscriber_ids, dispatch.utc(None))
+    sends = _fan_out({planned.edition_id: ids}, settings.send_batch_size)
+    return {**asdict(planned), "send_batches": sends}
 
 
 @app.task
 def send_batch(edition_id: int, delivery_ids: list[int] | None = None) -> dict:
     with session_scope() as session:
+        if delivery_ids is not None:  # a batch run again (redelivered, re-queued) is mostly sent: skip those at once
+            still_pending = ledger.pending_ids(session, edition_id, among=delivery_ids, due_only=False)
+            if not still_pending:
+                return {"edition_id": edition_id, "sent": 0, "skipped": len(delivery_ids)}
         return asdict(send_edition(session, edition_id, get_settings(), delivery_ids=delivery_ids))
+
+
+@app.task
+def enqueue_edition(day: str | None = None) -> dict:
+    settings = get_settings()
+    with session_scope() as session:
+        planned = plan_edition(session, _day(day), settings)
+    with session_scope() as session:
+        lost = dispatch.take_lost(session, dispatch.utc(None), settings)  # this edition's new rows, and any lost
+    return {**asdict(planned), "send_batches": _fan_out(lost, settings.send_batch_size)}
+
+
+@app.task
+def plan(day: str | None = None) -> dict:
+    with session_scope() as session:
+        return asdict(plan_edition(session, _day(day), get_settings()))
 
 
 @app.task
@@ -45,3 +120,9 @@ def daily(day: str | None = None) -> dict:
     ingest_sources()
     planned = plan(day)
     return send_batch(planned["edition_id"])
+
+
+def _fan_out(rows: dict[int, list[int]], size: int) -> list[str]:
+    """One send_batch task per chunk of delivery ids; returns the task ids."""
+    return [send_batch.delay(edition_id, chunk).id
+            for edition_id, ids in rows.items() for chunk in dispatch.chunked(ids, size)]

@@ -1,4 +1,10 @@
-"""Shared fixtures: each test gets its own migrated SQLite file, settings, and (when asked) a real SMTP sink."""
+"""Shared fixtures: each test gets its own empty migrated database, settings, and (when asked) a real SMTP sink.
+
+The database is SQLite (a copy of one migrated file per test) unless NEWSLETTER_TEST_POSTGRES_URL names a
+PostgreSQL server: then the session migrates one fresh database there once, every test starts from truncated
+tables, and the database is dropped at the end. Tests that need Redis use NEWSLETTER_TEST_REDIS_URL (default
+db 6 of the local server). A service that cannot be reached skips those tests, or fails them when CI is set.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,33 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
 
 from newsletter import db
 from newsletter.config import Settings, get_settings
 from newsletter.sink import SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
+TEST_POSTGRES_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "")
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TEST_REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Anything that reaches Redis from the test process (the Celery app is built at import) uses the test database.
+os.environ["NEWSLETTER_REDIS_URL"] = TEST_REDIS_URL
+
+
+def service_unavailable(reason: str):
+    """Skip with `reason`, or fail with it under CI, where every service must be there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set, so this service is required)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -27,13 +50,54 @@ def migrated_template(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh, migrated PostgreSQL database for this session (dropped at the end)."""
+    server_url = make_url(TEST_POSTGRES_URL or DEFAULT_POSTGRES_URL)
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"newsletter_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001 - any connection problem means "not reachable"
+        admin.dispose()
+        service_unavailable(f"PostgreSQL at {server_url.render_as_string()} is not reachable: "
+                            f"{error.__class__.__name__}: {str(error).splitlines()[0]}")
+    url = server_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        db.get_engine(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def settings(tmp_path, migrated_template, monkeypatch) -> Settings:
+def database_url(request, tmp_path, migrated_template) -> str:
+    """An empty migrated database for one test: a copied SQLite file, or the session's truncated PostgreSQL."""
+    if TEST_POSTGRES_URL:
+        url = request.getfixturevalue("postgres_url")
+        truncate_all(db.get_engine(url))
+        return url
     database = tmp_path / "newsletter.db"
     shutil.copy(migrated_template, database)
+    return f"sqlite:///{database}"
+
+
+def truncate_all(engine: Engine) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL lock_timeout = '20s'"))  # a leaked transaction fails loudly, not hangs
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, monkeypatch) -> Settings:
     env = {
         "NEWSLETTER_DATA_DIR": str(tmp_path / "var"),
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{database}",
+        "NEWSLETTER_DATABASE_URL": database_url,
         "NEWSLETTER_SECRET_KEY": "test-secret-key",
         "NEWSLETTER_BASE_URL": "https://digest.example.org",
         "NEWSLETTER_ADMIN_TOKEN": "test-admin-token",
@@ -170,3 +234,19 @@ def semantic(settings, monkeypatch) -> Settings:
     if embeddings.load_encoder() is None:
         pytest.skip(embeddings.semantic_status())
     return get_settings()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis database, emptied before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        service_unavailable(f"Redis at {TEST_REDIS_URL} is not reachable: {error}")
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()

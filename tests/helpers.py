@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from datetime import date, datetime, timezone
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
-
 from pathlib import Path
+
 
 from sqlmodel import select
 
@@ -116,3 +121,59 @@ def ingest_titled(session, tmp_path, titles: list[str]) -> None:
     listing.write_text("".join(f"{found[t].title}\n{found[t].abstract}\n" for t in titles), encoding="utf-8")
     ingest(session, str(listing))
     session.commit()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess (solo pool: one process, one task at a time) using the test's settings.
+
+    `with WorkerProcess("a", tmp_path) as worker:`; `worker.kill()` is a SIGKILL, as a crash would be.
+    """
+
+    def __init__(self, name: str, folder: Path, extra_env: dict[str, str] | None = None):
+        self.name = f"{name}-{os.getpid()}@test"
+        self.log_path = Path(folder) / f"worker-{name}.log"
+        env = {**os.environ, **(extra_env or {}),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker", "--pool=solo", "-n", self.name,
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
+            env=env, cwd=folder, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def wait_until(condition, timeout: float, what: str, workers=(), interval: float = 0.1):
+    """Poll `condition()` until it is truthy; fail with `what` after `timeout` s or if a worker died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        for worker in workers:
+            worker.check_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -6,11 +6,12 @@ Row life: `pending` → (claim) → `sending` → `sent` | `failed` | `skipped`,
 Claim: one conditional UPDATE (`WHERE id = ? AND status = 'pending' AND due AND the edition is neither paused
 nor cancelled`), committed at once; it returns the subscriber's current state for the send-time suppression
 check. The database serialises writers to the row (SQLite: the write lock; PostgreSQL: the row lock, after which READ COMMITTED
-re-checks the WHERE), so of two senders racing for a row exactly one sees rowcount 1. A batched claim (several
+re-checks the WHERE; the claim's `FOR UPDATE SKIP LOCKED` sub-select makes a sender skip a row another one is
+claiming instead of waiting for its lock), so of two senders racing for a row exactly one sees rowcount 1. A batched claim (several
 ids in one statement, or SELECT ... FOR UPDATE SKIP LOCKED) keeps the same meaning as long as each row it returns
 went pending → sending in that statement.
 
-Crash rule: a row left in `sending` for longer than the lease is put back to `pending` by `release_stale` and
+Crash rule: a row left in `sending` for longer than the lease (NEWSLETTER_DELIVERY_LEASE_SECONDS) is put back to `pending` by `release_stale` and
 sent again. Only messages in flight at the crash (claimed, possibly accepted by the server, not yet marked sent)
 can be sent twice, and each copy carries the same Message-ID, so a duplicate is recognisable.
 """
@@ -39,12 +40,20 @@ _EDITION_OPEN = (select(Edition.id).where(Edition.id == _row.edition_id,  # two 
                                           Edition.status != EditionStatus.paused.value,  # per-call expansion
                                           Edition.status != EditionStatus.cancelled.value)
                  .correlate(Delivery.__table__).exists())
-_CLAIM = (update(Delivery.__table__)
-          .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
-                 or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
+_CLAIMABLE = (_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
+              or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
+_CLAIM_RETURNS = (_row.subscriber_id, _row.attempts, *map(_subscriber_field, (
+    Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces)))
+_CLAIM = (update(Delivery.__table__).where(*_CLAIMABLE)
           .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
-          .returning(_row.subscriber_id, _row.attempts, *map(_subscriber_field, (
-              Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces))))
+          .returning(*_CLAIM_RETURNS))
+# PostgreSQL: a row another sender has locked (it is claiming it right now) is skipped, not waited for.
+_UNLOCKED = (select(_row.id).where(*_CLAIMABLE).with_for_update(skip_locked=True)
+             .correlate(None).scalar_subquery())
+_CLAIM_SKIP_LOCKED = (update(Delivery.__table__).where(_row.id == _UNLOCKED, *_CLAIMABLE)
+                      .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"),
+                              attempts=_row.attempts + 1)
+                      .returning(*_CLAIM_RETURNS))
 _MARK_SENT = (update(Delivery.__table__)
               .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.sending.value)
               .values(status=DeliveryStatus.sent.value, message_id=bindparam("message_id"),
@@ -132,6 +141,7 @@ def next_retry_at(session: Session, edition_id: int, ids: list[int] | None = Non
 
 
 _CLAIM_ROW = _HotStatement(_CLAIM)
+_CLAIM_ROW_SKIP_LOCKED = _HotStatement(_CLAIM_SKIP_LOCKED)
 _MARK_SENT_ROW = _HotStatement(_MARK_SENT)
 
 
@@ -141,7 +151,9 @@ def claim(db: Session | Connection, delivery_id: int):
     Returns the claimed row (subscriber_id, attempts, and the subscriber's email, status, paused, soft_bounces
     as they are at the claim, for the send-time check) or None when the row is not ours to send.
     """
-    claimed = _CLAIM_ROW.run(db, delivery_id=delivery_id, now=utcnow())
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    statement = _CLAIM_ROW_SKIP_LOCKED if dialect.name == "postgresql" else _CLAIM_ROW
+    claimed = statement.run(db, delivery_id=delivery_id, now=utcnow())
     return claimed[0] if claimed else None
 
 
@@ -174,13 +186,15 @@ def defer(session: Session, delivery_id: int, error: str, retry_at: datetime | N
     session.commit()
 
 
-def release_stale(session: Session, edition_id: int, lease: timedelta = DEFAULT_LEASE) -> int:
-    """Put rows stuck in `sending` for longer than `lease` back to `pending` (see the module's rule)."""
-    result = session.exec(
-        update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.sending,
-               Delivery.claimed_at < utcnow() - lease)
-        .values(status=DeliveryStatus.pending.value)
-    )
+def release_stale(session: Session, edition_id: int | None = None, lease: timedelta = DEFAULT_LEASE) -> int:
+    """Put rows stuck in `sending` for longer than `lease` back to `pending` (see the module's rule).
+
+    Only `edition_id`'s rows, or every edition's when it is None (the send tick).
+    """
+    stale = [Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < utcnow() - lease]
+    if edition_id is not None:
+        stale.append(Delivery.edition_id == edition_id)
+    result = session.exec(update(Delivery).where(*stale).values(status=DeliveryStatus.pending.value)
+                          .execution_options(synchronize_session=False))
     session.commit()
     return result.rowcount

@@ -84,7 +84,7 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     report = SendReport(edition_id=edition_id)
     if edition is None or edition.status in (EditionStatus.paused, EditionStatus.cancelled):
         return report
-    ledger.release_stale(session, edition_id)
+    ledger.release_stale(session, edition_id, settings.delivery_lease)
     run = _Run(session, edition, settings, report, compose or _renderer(session, edition, settings), on_progress,
                should_stop)
     deadline = time.monotonic() + wait_for_retries

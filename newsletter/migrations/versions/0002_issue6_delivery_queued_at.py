@@ -1,0 +1,25 @@
+"""delivery.queued_at: when a send task last took the row, so the send tick re-queues only lost work
+
+Revision ID: issue6_delivery_queued_at
+Revises: 0001
+Create Date: 2026-11-25
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+
+revision = 'issue6_delivery_queued_at'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('queued_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_column('queued_at')

@@ -1,0 +1,100 @@
+"""compose.yaml, checked statically (no container engine needed): valid YAML, every command is a real command of
+this project, every NEWSLETTER_* variable it sets is a real setting, health checks where others wait on them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from dotenv import dotenv_values
+
+from newsletter.config import Settings
+from tests.helpers import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = sorted(name for name, service in SERVICES.items() if "build" in service)
+
+
+def setting_names() -> set[str]:
+    prefix = Settings.model_config["env_prefix"]
+    return {field.validation_alias if isinstance(field.validation_alias, str) else f"{prefix}{name}".upper()
+            for name, field in Settings.model_fields.items()}
+
+
+def app_environment(service: dict) -> dict[str, str]:
+    env = {}
+    for env_file in [service["env_file"]] if isinstance(service.get("env_file"), str) else service.get("env_file", []):
+        env.update(dotenv_values(ROOT / env_file))
+    env.update(service.get("environment") or {})
+    return env
+
+
+def test_the_stack_has_every_part():
+    assert set(SERVICES) == {"redis", "postgres", "mailpit", "migrate", "web", "worker", "beat", "flower"}
+    assert SERVICES["migrate"]["restart"] == "no" and SERVICES["beat"]["deploy"]["replicas"] == 1
+    for name in ("web", "worker", "beat", "flower"):
+        assert SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_services_waited_on_as_healthy_have_health_checks():
+    for name, service in SERVICES.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert dependency in SERVICES, f"{name} depends on unknown service {dependency}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], f"{name} waits for {dependency}'s health check"
+    assert {n for n, s in SERVICES.items() if "healthcheck" in s} >= {"redis", "postgres", "mailpit", "web",
+                                                                       "worker", "flower"}
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_command_exists_in_the_project(name, settings):
+    command = SERVICES[name]["command"]
+    runner = CliRunner()
+    if command[0] == "newsletter":
+        import typer
+
+        from newsletter.cli import app
+
+        result = runner.invoke(typer.main.get_command(app), [*command[1:], "--help"])
+    else:
+        assert command[:3] == ["celery", "-A", "tasks.celery_app"], command
+        from celery.bin.celery import celery
+
+        result = runner.invoke(celery, [*command[1:], "--help"])
+    assert result.exit_code == 0, f"{name}: {' '.join(command)} is not a valid command:\n{result.output}"
+
+
+def test_the_health_check_commands_of_our_images_are_real():
+    worker_check = SERVICES["worker"]["healthcheck"]["test"][1]
+    assert worker_check.startswith("celery -A tasks.celery_app inspect ping")
+    for name in ("web", "flower"):
+        probe = SERVICES[name]["healthcheck"]["test"]
+        port = re.search(r"127\.0\.0\.1:(\d+)", probe[-1]).group(1)
+        assert f"{port}:{port}" in SERVICES[name]["ports"]
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_variable_set_is_a_real_setting_with_a_valid_value(name, monkeypatch):
+    env = app_environment(SERVICES[name])
+    ours = {key for key in env if key.startswith("NEWSLETTER_")}
+    assert ours, f"{name} sets no NEWSLETTER_* variable"
+    assert ours <= setting_names(), f"{name} sets unknown settings: {sorted(ours - setting_names())}"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    configured = Settings(_env_file=None)
+    assert configured.sqlalchemy_url.startswith("postgresql+psycopg://") and configured.redis_url.startswith("redis://")
+    from tasks.schedule import beat_schedule
+
+    assert set(beat_schedule(configured)) == {"ingest", "send-tick"}
+
+
+def test_the_image_contains_every_package_of_the_project():
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in packages["packages"]:
+        assert f"COPY {package} {package}" in dockerfile
