@@ -97,7 +97,11 @@ def deliver(session: Session, edition: Edition, settings: Settings, *, limit: in
     if via_celery:
         from tasks.enqueue import enqueue_send
 
+        from newsletter.dispatch import mark_queued, utc
+
         task_ids = enqueue_send(settings, edition.id, delivery_ids)
+        mark_queued(session, delivery_ids, utc(None))  # so the send tick does not hand them out again
+        session.commit()
         _print({"plan": plan, "edition_id": edition.id, "enqueued": len(delivery_ids), "tasks": task_ids}, as_json,
                f"edition {edition.id}: {len(delivery_ids)} deliveries enqueued in {len(task_ids)} send_batch tasks")
         return

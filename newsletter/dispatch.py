@@ -73,7 +73,7 @@ def take_unqueued(session: Session, edition_id: int, subscriber_ids: Sequence[in
                Delivery.status == DeliveryStatus.pending, Delivery.queued_at.is_(None))
         .order_by(Delivery.id)
     ).all()
-    _stamp_queued(session, ids, now)
+    mark_queued(session, ids, now)
     return list(ids)
 
 
@@ -94,11 +94,12 @@ def take_lost(session: Session, now: datetime, settings: Settings) -> dict[int, 
     lost: dict[int, list[int]] = defaultdict(list)
     for edition_id, delivery_id in rows:
         lost[edition_id].append(delivery_id)
-    _stamp_queued(session, [delivery_id for _, delivery_id in rows], now)
+    mark_queued(session, [delivery_id for _, delivery_id in rows], now)
     return dict(lost)
 
 
-def _stamp_queued(session: Session, ids: Sequence[int], now: datetime) -> None:
+def mark_queued(session: Session, ids: Sequence[int], now: datetime) -> None:
+    """Record that a send task now holds these rows (the tick hands them out again only a lease later)."""
     for chunk in chunked(ids, 500):
         session.exec(update(Delivery).where(Delivery.id.in_(chunk)).values(queued_at=now)
                      .execution_options(synchronize_session=False))

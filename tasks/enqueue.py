@@ -12,7 +12,6 @@ from kombu.utils.url import sanitize_url
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 
-BATCH_SIZE = 100
 SEND_BATCH = "tasks.tasks.send_batch"
 
 
@@ -21,9 +20,13 @@ class BrokerUnreachable(NewsletterError):
 
 
 def enqueue_send(settings: Settings, edition_id: int, delivery_ids: list[int],
-                 batch_size: int = BATCH_SIZE) -> list[str]:
-    """Enqueue `send_batch(edition_id, ids)` per `batch_size` ids. Returns the task ids. Checks Redis first."""
+                 batch_size: int | None = None) -> list[str]:
+    """Enqueue `send_batch(edition_id, ids)` per `batch_size` (default NEWSLETTER_SEND_BATCH_SIZE) ids.
+
+    Returns the task ids. Checks Redis first. The caller stamps the rows queued (`dispatch.mark_queued`).
+    """
     check_broker(settings.redis_url)
+    batch_size = batch_size or settings.send_batch_size
     from tasks.celery_app import create_celery
 
     celery = create_celery(settings)
