@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     weekly_weekday: int = Field(0, ge=0, le=6)  # weekly subscribers get the edition of this local weekday (0 = Monday)
     send_batch_size: int = Field(200, ge=1)  # subscribers planned, and deliveries sent, per Celery task
     delivery_lease_seconds: float = Field(900, gt=0)  # a `sending` row older than this was lost with its sender
+    bounce_mailbox: str = ""  # a Maildir or mbox of returned mail that beat processes; empty: no scheduled job
+    bounce_check_seconds: float = Field(900, gt=0)  # how often beat processes bounce_mailbox
 
     log_level: str = "INFO"
     log_format: str = "text"  # text (key=value) or json

@@ -10,12 +10,17 @@ from newsletter.errors import InvalidInput
 
 
 def beat_schedule(settings: Settings) -> dict:
-    return {
+    schedule = {
         "ingest": {"task": "tasks.tasks.ingest_sources", "schedule": cron(settings.ingest_schedule)},
         "send-tick": {"task": "tasks.tasks.send_tick", "schedule": settings.send_tick_seconds,
                       # a tick that waited longer than its period is stale: the next one does the same work
                       "options": {"expires": settings.send_tick_seconds}},
     }
+    if settings.bounce_mailbox:
+        schedule["process-bounces"] = {"task": "tasks.tasks.process_bounces",
+                                       "schedule": settings.bounce_check_seconds,
+                                       "options": {"expires": settings.bounce_check_seconds}}
+    return schedule
 
 
 def cron(expression: str) -> crontab:

@@ -14,6 +14,8 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
 - `tasks.tasks.enqueue_edition(day=None)`: plan everyone for `day` (default: today, UTC) and fan out the sending,
   ignoring send hours (an operator's "send this edition now").
 - `tasks.tasks.ingest_sources()`: ingest `NEWSLETTER_SOURCES` (beat: `NEWSLETTER_INGEST_SCHEDULE`).
+- `tasks.tasks.process_bounces()`: read `NEWSLETTER_BOUNCE_MAILBOX` (bounces, complaints, mailto: unsubscribes);
+  beat runs it every `NEWSLETTER_BOUNCE_CHECK_SECONDS` when the mailbox is set. Safe to run again.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
@@ -107,6 +110,15 @@ def enqueue_edition(day: str | None = None) -> dict:
     with session_scope() as session:
         lost = dispatch.take_lost(session, dispatch.utc(None), settings)  # this edition's new rows, and any lost
     return {**asdict(planned), "send_batches": _fan_out(lost, settings.send_batch_size)}
+
+
+@app.task
+def process_bounces() -> dict:
+    from newsletter.delivery.bounces import process_mailbox
+
+    settings = get_settings()
+    with session_scope() as session:
+        return asdict(process_mailbox(session, Path(settings.bounce_mailbox), settings))
 
 
 @app.task

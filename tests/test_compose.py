@@ -88,7 +88,7 @@ def test_every_variable_set_is_a_real_setting_with_a_valid_value(name, monkeypat
     assert configured.sqlalchemy_url.startswith("postgresql+psycopg://") and configured.redis_url.startswith("redis://")
     from tasks.schedule import beat_schedule
 
-    assert set(beat_schedule(configured)) == {"ingest", "send-tick"}
+    assert {"ingest", "send-tick"} <= set(beat_schedule(configured))
 
 
 def test_the_image_contains_every_package_of_the_project():

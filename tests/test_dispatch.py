@@ -154,6 +154,10 @@ def test_beat_schedule_comes_from_settings(settings):
     schedule = beat_schedule(custom)
     assert schedule["send-tick"]["schedule"] == 60 and schedule["send-tick"]["task"] == "tasks.tasks.send_tick"
     assert schedule["ingest"]["schedule"] == cron("15 4 * * 1-5")
+    assert "process-bounces" not in schedule
+    with_mailbox = beat_schedule(custom.model_copy(update={"bounce_mailbox": "/var/mail/bounces", "bounce_check_seconds": 120}))
+    assert with_mailbox["process-bounces"]["task"] == "tasks.tasks.process_bounces"
+    assert with_mailbox["process-bounces"]["schedule"] == 120
     for bad in ("15 4 * *", "75 4 * * *"):
         with pytest.raises(InvalidInput, match="NEWSLETTER_INGEST_SCHEDULE"):
             cron(bad)
@@ -163,3 +167,16 @@ def test_the_tick_parses_its_frozen_clock():
     assert dispatch.utc("2026-11-30T07:00:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
     assert dispatch.utc("2026-11-30T08:00:00+01:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
     assert dispatch.utc(None).tzinfo is not None
+
+
+def test_the_bounce_task_reads_the_configured_mailbox(settings, tmp_path, monkeypatch):
+    from newsletter.config import get_settings
+    from tasks.tasks import process_bounces
+
+    mailbox = tmp_path / "Maildir"
+    for folder in ("cur", "new", "tmp"):
+        (mailbox / folder).mkdir(parents=True)
+    monkeypatch.setenv("NEWSLETTER_BOUNCE_MAILBOX", str(mailbox))
+    get_settings.cache_clear()
+    report = process_bounces.apply().get()
+    assert report["messages"] == 0 and report["hard_bounces"] == 0
