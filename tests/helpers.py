@@ -14,7 +14,6 @@ from email.message import Message
 from email.policy import default
 from pathlib import Path
 
-
 from sqlmodel import select
 
 from newsletter.editions import plan_edition
