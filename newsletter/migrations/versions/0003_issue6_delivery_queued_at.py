@@ -1,7 +1,7 @@
 """delivery.queued_at: when a send task last took the row, so the send tick re-queues only lost work
 
 Revision ID: issue6_delivery_queued_at
-Revises: 0001
+Revises: issue3_profile_embedding
 Create Date: 2026-11-25
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlmodel
 
 
 revision = 'issue6_delivery_queued_at'
-down_revision = '0001'
+down_revision = 'issue3_profile_embedding'
 branch_labels = None
 depends_on = None
 
