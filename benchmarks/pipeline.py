@@ -33,7 +33,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
 from sqlmodel import Session, func, select  # noqa: E402
 
 from newsletter import db  # noqa: E402
@@ -84,20 +83,8 @@ def fresh_database(kind: str, postgres_url: str, folder: Path):
         db.upgrade(url)
         yield url
         return
-    server = make_url(postgres_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"newsletter_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        db.upgrade(url)
+    with db.scratch_postgres_database(postgres_url, "newsletter_bench") as url:
         yield url
-    finally:
-        db.get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def add_subscribers(url: str, count: int) -> None:

@@ -13,11 +13,13 @@ import shutil
 import socket
 import threading
 import time
-import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
@@ -50,28 +52,24 @@ def migrated_template(tmp_path_factory) -> Path:
     return path
 
 
+@contextmanager
+def scratch_postgres(prefix: str, server_url: str = "") -> Iterator[str]:
+    """A throwaway migrated PostgreSQL database; an unreachable server fails under CI and skips elsewhere."""
+    server_url = server_url or DEFAULT_POSTGRES_URL
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(db.scratch_postgres_database(server_url, prefix))
+        except OperationalError as error:
+            service_unavailable(f"PostgreSQL at {make_url(server_url).render_as_string()} is not reachable: "
+                                f"{error.__class__.__name__}: {str(error).splitlines()[0]}")
+        yield url
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A fresh, migrated PostgreSQL database for this session (dropped at the end)."""
-    server_url = make_url(TEST_POSTGRES_URL or DEFAULT_POSTGRES_URL)
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    name = f"newsletter_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001 - any connection problem means "not reachable"
-        admin.dispose()
-        service_unavailable(f"PostgreSQL at {server_url.render_as_string()} is not reachable: "
-                            f"{error.__class__.__name__}: {str(error).splitlines()[0]}")
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        db.upgrade(url)
+    with scratch_postgres("newsletter_test", TEST_POSTGRES_URL) as url:
         yield url
-    finally:
-        db.get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

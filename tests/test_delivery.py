@@ -14,8 +14,8 @@ from newsletter import db
 from newsletter.delivery import ledger
 from newsletter.delivery.send import retry_delay, send_edition
 from newsletter.editions import plan_edition
-from newsletter.ingest import ingest
 from newsletter.models import Delivery, Event, Subscriber, utcnow
+from tests.conftest import scratch_postgres
 from tests.helpers import TODAY, configured, deliveries, planned, status_of
 from tests.scripted_smtp import ScriptedSmtp
 
@@ -220,25 +220,8 @@ def _closed_port() -> int:
 @pytest.fixture
 def postgres_settings(settings):
     """Settings on a throwaway PostgreSQL database (issue5_<random>), migrated; dropped afterwards."""
-    import uuid
-
-    import psycopg
-
-    name = f"issue5_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True,
-                                connect_timeout=3)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable: {error}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    try:
-        db.upgrade(url)
+    with scratch_postgres("issue5") as url:
         yield settings.model_copy(update={"database_url": url})
-    finally:
-        db.get_engine(url).dispose()
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.mark.postgres
