@@ -11,7 +11,7 @@ from newsletter.compose import live_picks
 from newsletter.editions import plan_edition
 from newsletter.ingest import ingest
 from newsletter.models import Delivery, DeliveryStatus, Paper, Pick
-from newsletter.ranking import embeddings, profiles_for, score
+from newsletter.ranking import embeddings, profiles_for
 from newsletter.ranking.feedback import record_feedback
 from newsletter.ranking.score import CandidatePool, Profile
 from subscribers.profiles import update_profile

@@ -6,7 +6,6 @@ from sqlmodel import select
 
 from newsletter.models import Delivery, Edition, Event, Feedback, Paper, Pick
 from newsletter.pipeline import run_daily
-from subscribers.profiles import find_subscriber
 from subscribers.tokens import make_token, read_token
 from tests.helpers import TODAY, add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
 
