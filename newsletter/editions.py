@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber, SubscriberStatus
 from newsletter.ranking import load_pool, profiles_for
-from newsletter.ranking.score import CHUNK
+from newsletter.ranking.score import CHUNK, THREADS
 
 
 @dataclass
@@ -48,9 +48,10 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
     report.already_planned = sum(1 for s in subscribers if s.id in planned_for)
     todo = [s for s in subscribers if s.id not in planned_for]
     pool = load_pool(session, day, settings.candidate_days)
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start:start + CHUNK]
-        ranked = pool.rank_many(profiles_for(session, chunk), settings.papers_per_email)
+    batch = CHUNK * THREADS  # one chunk of subscribers per ranking thread
+    for start in range(0, len(todo), batch):
+        chunk = todo[start:start + batch]
+        ranked = pool.rank_many(profiles_for(session, chunk), settings.papers_per_email, chunk=CHUNK)
         for subscriber, picks in zip(chunk, ranked):
             _add_delivery(session, edition.id, subscriber, picks, report)
     session.flush()

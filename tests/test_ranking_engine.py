@@ -138,6 +138,24 @@ def test_excluded_keywords_and_sent_papers_are_never_picked(settings, session):
     assert not any("upcycl" in f"{r.paper.title} {r.paper.abstract}".lower() for r in picks)
 
 
+def test_chunks_scored_on_several_threads_pick_exactly_what_one_thread_picks(settings, session):
+    ingest_sample(session)
+    papers = session.exec(select(Paper)).all()
+    pool = CandidatePool(papers, semantic=False)
+    topics = ["KV cache compression", "mixture of experts", "3D Gaussian splatting", "dense retrieval", "",
+              "scaling laws for language models", "state space models", "diffusion models for video"]
+    readers = [Profile(interests=topics[i % len(topics)], keywords=["MoE"] if i % 3 == 0 else [],
+                       excluded_keywords=["benchmark"] if i % 5 == 0 else [], sent={papers[i].id},
+                       liked=[papers[i + 1]] if i % 7 == 0 else []) for i in range(60)]
+    serial = [ranked for _, ranked in pool.rank_chunks(readers, 10, chunk=60, threads=1)]
+    threaded = list(pool.rank_chunks(readers, 10, chunk=7, threads=3))
+    assert [len(part) for part, _ in threaded] == [7] * 8 + [4]
+    assert [p for part, _ in threaded for p in part] == readers  # chunks come back in order
+    np.testing.assert_array_equal(np.concatenate([r.indices for _, r in threaded]), serial[0].indices)
+    np.testing.assert_allclose(np.concatenate([r.scores for _, r in threaded]), serial[0].scores, atol=1e-6)
+    assert (serial[0].indices[:, 0] >= 0).all()
+
+
 def test_plan_edition_in_chunks_gives_every_subscriber_one_delivery_with_explained_new_picks(settings, session,
                                                                                              monkeypatch):
     monkeypatch.setattr("newsletter.editions.CHUNK", 3)  # several chunks with a handful of subscribers

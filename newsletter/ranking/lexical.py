@@ -85,8 +85,8 @@ class TermIndex:
     def query_matrix(self, queries: list[dict[str, float]]) -> sparse.csr_matrix:
         """Weighted query terms, one row per query, over this index's vocabulary (unknown terms dropped)."""
         get = self.vocabulary.get
-        cols = np.fromiter((get(term, -1) for query in queries for term in query), dtype=np.int64)
-        values = np.fromiter((weight for query in queries for weight in query.values()), dtype=np.float32)
+        cols = np.array([get(term, -1) for query in queries for term in query], dtype=np.int64)
+        values = np.array([weight for query in queries for weight in query.values()], dtype=np.float32)
         rows = np.repeat(np.arange(len(queries)), [len(query) for query in queries])
         known = cols >= 0
         rows, cols, values = rows[known], cols[known], values[known]

@@ -23,7 +23,6 @@ def mmr_select(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarra
     high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
     span = np.where(high > low, high - low, 1.0)
     relevance = np.where(finite, (scores - low) / span, -1e9)
-    pair = similarity[candidates[:, :, None], candidates[:, None, :]]  # rows x M x M
     closest = np.zeros((rows, m), dtype=np.float32)
     chosen = np.zeros((rows, k), dtype=np.int64)
     taken = np.zeros((rows, m), dtype=bool)
@@ -34,5 +33,6 @@ def mmr_select(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarra
         pick = value.argmax(axis=1)
         chosen[:, step] = pick
         taken[every_row, pick] = True
-        np.maximum(closest, pair[every_row, pick, :], out=closest)
+        picked_paper = candidates[every_row, pick][:, None]
+        np.maximum(closest, similarity[picked_paper, candidates], out=closest)
     return chosen

@@ -17,12 +17,16 @@ by maximal marginal relevance so the picks are not near-duplicates of each other
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from newsletter.models import Paper
 from newsletter.ranking import embeddings
@@ -42,6 +46,7 @@ MMR_POOL = 30  # MMR chooses each subscriber's first MMR_PICKS papers among thei
 MMR_PICKS = 10
 MMR_LAMBDA = 0.75  # 1 = relevance only, 0 = diversity only
 CHUNK = 2048  # subscribers scored per matrix
+THREADS = min(os.cpu_count() or 1, 4)  # chunks scored at once: numpy and scipy release the GIL in the heavy parts
 SIMILAR_SAVED = 0.5  # cosine at which a pick is explained as "similar to a paper you saved"
 
 
@@ -127,13 +132,33 @@ class CandidatePool:
     def rank_many(self, profiles: Sequence[Profile], limit: int = 10,
                   chunk: int = CHUNK) -> Iterator[list[Recommendation]]:
         """Each profile's picks (best first, with reasons), in the order of `profiles`."""
-        for start in range(0, len(profiles), chunk):
-            part = profiles[start:start + chunk]
-            ranked = self.rank_rows(part, limit)
+        for part, ranked in self.rank_chunks(profiles, limit, chunk):
             for r, profile in enumerate(part):
                 keep = ranked.indices[r] >= 0
                 yield [Recommendation(self.papers[i], round(float(s), 4), self.reasons(profile, i, sem))
                        for i, s, sem in zip(ranked.indices[r][keep], ranked.scores[r][keep], ranked.semantic[r][keep])]
+
+    def rank_chunks(self, profiles: Sequence[Profile], limit: int = 10, chunk: int = CHUNK,
+                    threads: int = THREADS) -> Iterator[tuple[Sequence[Profile], RankedChunk]]:
+        """(chunk of profiles, their picks), in order, scored `threads` chunks at a time.
+
+        Each chunk runs on one core (BLAS limited to one thread meanwhile, so threads do not fight over cores);
+        at most `threads` + 1 chunks are in flight, so memory stays flat however many profiles there are.
+        """
+        parts = (profiles[start:start + chunk] for start in range(0, len(profiles), chunk))
+        if threads <= 1 or len(profiles) <= chunk:
+            yield from ((part, self.rank_rows(part, limit)) for part in parts)
+            return
+        with ThreadPoolExecutor(threads) as executor, threadpool_limits(1, user_api="blas"):
+            pending: deque = deque()
+            for part in parts:
+                pending.append((part, executor.submit(self.rank_rows, part, limit)))
+                if len(pending) > threads:
+                    part, future = pending.popleft()
+                    yield part, future.result()
+            while pending:
+                part, future = pending.popleft()
+                yield part, future.result()
 
     def rank_rows(self, profiles: Sequence[Profile], limit: int) -> RankedChunk:
         """The picks of one chunk of profiles: the matrix part of ranking, with no per-pick Python."""
@@ -165,28 +190,30 @@ class CandidatePool:
     # -- scoring --------------------------------------------------------------------------------------------------
 
     def _relevance(self, profiles: Sequence[Profile]) -> tuple[np.ndarray | None, np.ndarray]:
-        n = len(self.papers)
+        score = self.index.scores_many([p.query for p in profiles])
+        score *= LEXICAL_WEIGHT
         semantic = None
         if self.vectors is not None:
-            profile_vectors = np.zeros((len(profiles), self.vectors.shape[1]), dtype=np.float32)
-            for r, profile in enumerate(profiles):
-                if profile.vector is not None:
-                    profile_vectors[r] = profile.vector
+            missing = np.zeros(self.vectors.shape[1], dtype=np.float32)
+            profile_vectors = np.stack([missing if p.vector is None else p.vector for p in profiles])
             semantic = profile_vectors @ self.vectors.T
-            score = SEMANTIC_WEIGHT * semantic
-        else:
-            score = np.zeros((len(profiles), n), dtype=np.float32)
-        lexical = self.index.scores_many([p.query for p in profiles])
-        score += LEXICAL_WEIGHT * lexical
-        add_sparse(score, self._keyword_matches(profiles))
+            score += SEMANTIC_WEIGHT * semantic
+        score += self._keyword_matches(profiles)
         add_sparse(score, self._author_matches(profiles))
         return semantic, score
 
-    def _keyword_matches(self, profiles: Sequence[Profile]) -> sparse.csr_matrix:
-        """KEYWORD_WEIGHT x the share of each subscriber's keywords that the paper contains as a phrase."""
-        return self._phrase_product([p.keywords for p in profiles],
-                                    [KEYWORD_WEIGHT / len(p.keywords) if p.keywords else 0.0 for p in profiles],
-                                    self.phrase_documents)
+    def _keyword_matches(self, profiles: Sequence[Profile]) -> np.ndarray:
+        """KEYWORD_WEIGHT x the share of each subscriber's keywords that the paper contains as a phrase (dense).
+
+        Dense because common keywords ("benchmark", "diffusion") are in many papers: a sparse result would be
+        nearly full and slower to build than this rows x phrases by phrases x papers product.
+        """
+        weights = [KEYWORD_WEIGHT / len(p.keywords) if p.keywords else 0.0 for p in profiles]
+        chosen, phrases = self._phrase_choices([p.keywords for p in profiles], weights)
+        present = np.zeros((len(phrases), len(self.papers)), dtype=np.float32)
+        for j, phrase in enumerate(phrases):
+            present[j, self.phrase_documents(phrase)] = 1.0
+        return np.asarray(chosen @ present, dtype=np.float32)
 
     def _author_matches(self, profiles: Sequence[Profile]) -> sparse.csr_matrix:
         matches = self._phrase_product([p.followed_authors for p in profiles], [1.0] * len(profiles),
@@ -205,6 +232,17 @@ class CandidatePool:
 
     def _phrase_product(self, phrase_lists: list[list[str]], row_weights: list[float], documents) -> sparse.csr_matrix:
         """sum over each row's phrases of (weight x does the paper contain it): a sparse rows x papers matrix."""
+        chosen, phrases = self._phrase_choices(phrase_lists, row_weights)
+        found = [documents(phrase) for phrase in phrases]
+        present = sparse.csr_matrix(
+            (np.ones(sum(len(d) for d in found), dtype=np.float32),
+             (np.repeat(np.arange(len(found)), [len(d) for d in found]), np.concatenate(found or [np.zeros(0, int)]))),
+            shape=(len(phrases), len(self.papers)))
+        return (chosen @ present).tocsr()
+
+    @staticmethod
+    def _phrase_choices(phrase_lists: list[list[str]], row_weights: list[float]) -> tuple[sparse.csr_matrix, list[str]]:
+        """The distinct phrases (case-folded) of all rows, and a rows x phrases matrix of each row's weight."""
         columns: dict[str, int] = {}
         rows, cols, values = [], [], []
         for r, (phrases, weight) in enumerate(zip(phrase_lists, row_weights)):
@@ -213,12 +251,7 @@ class CandidatePool:
                 cols.append(columns.setdefault(phrase.casefold(), len(columns)))
                 values.append(weight)
         chosen = sparse.csr_matrix((np.array(values, np.float32), (rows, cols)), shape=(len(phrase_lists), len(columns)))
-        found = [documents(phrase) for phrase in columns]
-        present = sparse.csr_matrix(
-            (np.ones(sum(len(d) for d in found), dtype=np.float32),
-             (np.repeat(np.arange(len(found)), [len(d) for d in found]), np.concatenate(found or [np.zeros(0, int)]))),
-            shape=(len(columns), len(self.papers)))
-        return (chosen @ present).tocsr()
+        return chosen, list(columns)
 
     def phrase_documents(self, phrase: str) -> np.ndarray:
         """Indices of the papers containing `phrase` as whole words (cached per pool)."""
