@@ -1,7 +1,7 @@
 """Ingest-to-delivered throughput: Celery + Redis with 1, 2, ... worker processes, against the same flow in-process.
 
     python benchmarks/pipeline.py [--subscribers 20000] [--workers 1,2] [--database postgresql|sqlite]
-                                  [--postgres-url URL] [--redis-url redis://127.0.0.1:6379/6]
+                                  [--postgres-url URL] [--redis-url redis://127.0.0.1:6379/14]
 
 Each run starts from an empty migrated database (a fresh PostgreSQL database, dropped afterwards, or a SQLite
 file) holding the subscribers (all due now: UTC, send hour 0, daily, four interest profiles). Timed: ingest the
@@ -197,7 +197,8 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
                         help="a server where a temporary database may be created")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6", help="flushed before and after each run")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14",
+                        help="flushed before and after each run (not a database the tests use)")
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
     print(f"pipeline benchmark: {args.subscribers} subscribers, {args.database}, {os.cpu_count()} CPUs, "

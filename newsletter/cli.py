@@ -152,7 +152,7 @@ def demo(day: Optional[str] = typer.Option(None, "--date", help="Edition date, Y
         for subscriber in session.query(Subscriber).order_by(Subscriber.id):
             delivery = session.query(Delivery).filter_by(edition_id=report.daily.plan.edition_id,
                                                          subscriber_id=subscriber.id).first()
-            picks = delivery_picks(session, delivery) if delivery else []
+            picks = delivery_picks(session, delivery.id) if delivery else []
             table.add_row(subscriber.email, delivery.status if delivery else subscriber.status,
                           picks[0].paper.title if picks else "-")
     console.print(table)

@@ -207,7 +207,7 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
         query = query.where(Delivery.subscriber_id.in_(only_ids))
     rows = []
     for delivery, subscriber in session.exec(query).all():
-        picks = delivery_picks(session, delivery)
+        picks = delivery_picks(session, delivery.id)
         rows.append({"email": subscriber.email, "status": delivery.status, "papers": len(picks),
                      "top_paper": picks[0].paper.title if picks else None, "note": delivery.error})
     status = edition.status

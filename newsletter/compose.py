@@ -67,12 +67,16 @@ def render_for(subscriber: Subscriber, day: date, picks: list[Recommendation], t
     )
 
 
-def delivery_picks(session: Session, delivery: Delivery) -> list[Recommendation]:
-    rows = session.exec(
-        select(Pick, Paper).join(Paper, Paper.id == Pick.paper_id)
-        .where(Pick.delivery_id == delivery.id).order_by(Pick.position)
-    ).all()
-    return [Recommendation(paper, pick.score, pick.reasons) for pick, paper in rows]
+def delivery_picks(session: Session, delivery_id: int, papers: dict[int, Paper] | None = None) -> list[Recommendation]:
+    """A planned delivery's picks, best first. `papers` (id -> Paper) is a cache shared by the deliveries of a
+    send run: each paper is loaded once per run rather than once per email."""
+    rows = session.exec(select(Pick.paper_id, Pick.score, Pick.reasons)
+                        .where(Pick.delivery_id == delivery_id).order_by(Pick.position)).all()
+    papers = {} if papers is None else papers
+    missing = [paper_id for paper_id, _, _ in rows if paper_id not in papers]
+    if missing:
+        papers.update((paper.id, paper) for paper in session.exec(select(Paper).where(Paper.id.in_(missing))))
+    return [Recommendation(papers[paper_id], score, reasons) for paper_id, score, reasons in rows]
 
 
 def live_picks(session: Session, subscriber: Subscriber, day: date, settings: Settings,
@@ -90,7 +94,7 @@ def preview_email(session: Session, subscriber: Subscriber, day: date, settings:
         select(Delivery).join(Edition, Edition.id == Delivery.edition_id)
         .where(Edition.date == day, Delivery.subscriber_id == subscriber.id)
     ).first()
-    picks = delivery_picks(session, delivery) if delivery else live_picks(session, subscriber, day, settings)
+    picks = delivery_picks(session, delivery.id) if delivery else live_picks(session, subscriber, day, settings)
     rendered = render_for(subscriber, day, picks, trending_papers(session, day, settings), settings)
     message_id = message_id_for(delivery, settings) if delivery else f"<preview@{address_domain(settings.from_address)}>"
     return rendered, message_bytes(rendered, subscriber, message_id, settings)
@@ -127,7 +131,7 @@ def message_bytes(rendered: RenderedEmail, subscriber: Subscriber, message_id: s
                          extra_headers=list_headers(subscriber, settings))
 
 
-def compose_delivery(session: Session, delivery: Delivery, subscriber: Subscriber, day: date,
-                     trending_pool: list[Paper], settings: Settings) -> bytes:
-    rendered = render_for(subscriber, day, delivery_picks(session, delivery), trending_pool, settings)
-    return message_bytes(rendered, subscriber, message_id_for(delivery, settings), settings)
+def compose_delivery(session: Session, edition_id: int, delivery_id: int, subscriber: Subscriber, day: date,
+                     trending_pool: list[Paper], settings: Settings, papers: dict[int, Paper] | None = None) -> bytes:
+    rendered = render_for(subscriber, day, delivery_picks(session, delivery_id, papers), trending_pool, settings)
+    return message_bytes(rendered, subscriber, delivery_message_id(edition_id, delivery_id, settings), settings)

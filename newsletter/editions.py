@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -52,21 +53,25 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
         ranked = pool.rank_many(profiles_for(session, chunk), settings.papers_per_email, chunk=CHUNK)
-        for subscriber, picks in zip(chunk, ranked):
-            _add_delivery(session, edition.id, subscriber, picks, report)
+        _add_deliveries(session, edition.id, list(zip(chunk, ranked)), report)
     session.flush()
     return report
 
 
-def _add_delivery(session: Session, edition_id: int, subscriber: Subscriber, picks: list, report: PlanReport) -> None:
-    delivery = Delivery(edition_id=edition_id, subscriber_id=subscriber.id)
-    if not picks:
-        delivery.status = DeliveryStatus.skipped.value
-        delivery.error = "no new papers matched"
-        report.nothing_new += 1
-    else:
-        report.planned += 1
-    session.add(delivery)
-    session.flush()
-    session.add_all(Pick(delivery_id=delivery.id, paper_id=pick.paper.id, position=position, score=pick.score,
-                         reasons=pick.reasons) for position, pick in enumerate(picks, start=1))
+def _add_deliveries(session: Session, edition_id: int, planned: list[tuple[Subscriber, list]],
+                    report: PlanReport) -> None:
+    """One delivery row per subscriber (skipped when nothing new matched) and its picks, in two bulk inserts."""
+    deliveries = [Delivery(edition_id=edition_id, subscriber_id=subscriber.id) for subscriber, _ in planned]
+    for delivery, (_, picks) in zip(deliveries, planned):
+        if not picks:
+            delivery.status = DeliveryStatus.skipped.value
+            delivery.error = "no new papers matched"
+    report.planned += sum(1 for _, picks in planned if picks)
+    report.nothing_new += sum(1 for _, picks in planned if not picks)
+    session.add_all(deliveries)
+    session.flush()  # one multi-row INSERT ... RETURNING: the ids the picks need
+    rows = [{"delivery_id": delivery.id, "paper_id": pick.paper.id, "position": position, "score": pick.score,
+             "reasons": pick.reasons}
+            for delivery, (_, picks) in zip(deliveries, planned) for position, pick in enumerate(picks, start=1)]
+    if rows:
+        session.execute(insert(Pick), rows)

@@ -7,6 +7,7 @@ minted for one purpose or one person never acts for another, and a re-created ac
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -20,9 +21,16 @@ MAX_AGE = {"confirm": 7 * 86400, "preferences": 90 * 86400}  # others never expi
 def _serializer(purpose: str, settings: Settings) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return URLSafeTimedSerializer(settings.signing_key, salt=f"newsletter.{purpose}")
+    return _serializer_for(purpose, settings.signing_key)
 
 
+@lru_cache(maxsize=64)
+def _serializer_for(purpose: str, key: str) -> URLSafeTimedSerializer:
+    """Made once per purpose and key: an email carries some twenty tokens."""
+    return URLSafeTimedSerializer(key, salt=f"newsletter.{purpose}")
+
+
+@lru_cache(maxsize=4096)
 def _fingerprint(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()[:12]
 

@@ -26,7 +26,7 @@ from newsletter.delivery.rate import rate_limit_for
 from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.log import event
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
+from newsletter.models import DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
 
 log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending
@@ -107,10 +107,12 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
 
 def _renderer(session: Session, edition: Edition, settings: Settings) -> Composer:
     trending_pool = trending_papers(session, edition.date, settings)
+    papers = {paper.id: paper for paper in trending_pool}  # loaded once per run, shared by every email
 
     def render(delivery_id: int, subscriber_id: int) -> bytes:
-        delivery, subscriber = session.get(Delivery, delivery_id), session.get(Subscriber, subscriber_id)
-        return compose_delivery(session, delivery, subscriber, edition.date, trending_pool, settings)
+        subscriber = session.get(Subscriber, subscriber_id)
+        return compose_delivery(session, edition.id, delivery_id, subscriber, edition.date, trending_pool, settings,
+                                papers)
 
     return render
 

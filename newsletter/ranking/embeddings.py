@@ -146,8 +146,10 @@ def profile_vectors(session: Session, subscribers: Sequence[Subscriber]) -> list
     texts = [profile_text(s) for s in subscribers]
     stale = [(s, t) for s, t in zip(subscribers, texts) if t and s.profile_key != profile_key(t)]
     if stale:
-        for (subscriber, text), vector in zip(stale, encode([t for _, t in stale])):
-            subscriber.profile_embedding, subscriber.profile_key = to_bytes(vector), profile_key(text)
+        distinct = list(dict.fromkeys(t for _, t in stale))  # readers who typed the same profile share one encoding
+        vectors = {text: to_bytes(vector) for text, vector in zip(distinct, encode(distinct))}
+        for subscriber, text in stale:
+            subscriber.profile_embedding, subscriber.profile_key = vectors[text], profile_key(text)
             session.add(subscriber)
         session.flush()
     return [from_bytes(s.profile_embedding) if t and s.profile_embedding else None for s, t in zip(subscribers, texts)]
