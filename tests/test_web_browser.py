@@ -64,6 +64,7 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, ses
     page.set_content(html_part(confirmation))
     shoot(page, shots, "02b-confirmation-email")
     page.goto(links(confirmation, "/confirm/")[0])
+    page.click("text=Yes, subscribe me")
     page.wait_for_selector("text=You are subscribed")
     shoot(page, shots, "03-confirmed")
     subscriber = find_subscriber(session, "ada@example.org")
@@ -136,6 +137,7 @@ def test_the_site_works_without_javascript(browser, session, sink, live_server):
     page.click("button[type=submit]")
     page.wait_for_selector("text=Check your inbox")
     page.goto(links(wait_for_mail(sink, 1), "/confirm/")[0])
+    page.click("text=Yes, subscribe me")
     page.wait_for_selector("text=You are subscribed")
     assert find_subscriber(session, "grace@example.org").timezone == "Asia/Tokyo"
     context.close()

@@ -161,7 +161,7 @@ def test_one_click_unsubscribe_then_subscribe_again(session, smtp_settings, sink
     assert again.status_code == 200
     confirm = received(sink)[-1]
     assert confirm["Subject"] == "Confirm your Paper Digest subscription"
-    assert web.get(url_path(links(confirm, "/confirm/")[0])).status_code == 200
+    assert web.post(url_path(links(confirm, "/confirm/")[0])).status_code == 200
     session.refresh(subscriber)
     assert subscriber.status == "active" and subscriber.unsubscribed_at is None
 

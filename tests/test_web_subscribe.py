@@ -59,7 +59,11 @@ def test_sign_up_creates_a_pending_subscriber_and_mails_a_confirmation_link(sess
     [link] = links(message, "/confirm/")
     assert link.startswith("https://digest.example.org/confirm/") and link in html_part(message)
 
-    confirmed = web.get(url_path(link))
+    shown = web.get(url_path(link))
+    assert shown.status_code == 200 and "Yes, subscribe me" in shown.text and "Ada@example.org" in shown.text
+    session.refresh(subscriber)
+    assert subscriber.status == "pending"  # opening the link (as a mail scanner does) confirms nothing
+    confirmed = web.post(url_path(link))
     assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
     session.refresh(subscriber)
     assert subscriber.status == "active" and subscriber.consent == "double-opt-in" and subscriber.confirmed_at
@@ -67,7 +71,8 @@ def test_sign_up_creates_a_pending_subscriber_and_mails_a_confirmation_link(sess
         "subscribe_request", "confirm"]
     preferences = web.get(url_path(confirmed.text.split('href="')[-1].split('"')[0]))
     assert preferences.status_code == 200 and "Your preferences" in preferences.text
-    assert web.get(url_path(link)).status_code == 200  # opening the link twice is harmless
+    assert "You are subscribed" in web.get(url_path(link)).text  # using the link again is harmless
+    assert web.post(url_path(link)).status_code == 200
 
 
 def test_the_answer_is_the_same_whether_or_not_the_address_is_known(session, web, sink):
@@ -203,7 +208,7 @@ def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, monke
     assert renewed.status_code == 200 and "A new link is on its way" in renewed.text
     fresh = received(sink)[-1]
     assert fresh["Subject"] == "Confirm your Paper Digest subscription"
-    assert web.get(url_path(links(fresh, "/confirm/")[0])).status_code == 200
+    assert web.post(url_path(links(fresh, "/confirm/")[0])).status_code == 200
     session.refresh(subscriber)
     assert subscriber.status == "active"
 
@@ -217,9 +222,9 @@ def test_bad_tampered_and_cross_purpose_confirmation_links_get_a_clear_page(sess
                   make_token("preferences", subscriber.id, subscriber.email),
                   make_token("confirm", subscriber.id, "someone.else@example.org"),
                   make_token("confirm", subscriber.id + 1, subscriber.email)):
-        response = web.get(f"/confirm/{token}")
-        assert response.status_code == 400 and "This link does not work" in response.text
-        assert "Traceback" not in response.text
+        for response in (web.get(f"/confirm/{token}"), web.post(f"/confirm/{token}")):
+            assert response.status_code == 400 and "This link does not work" in response.text
+            assert "Traceback" not in response.text
     session.refresh(subscriber)
     assert subscriber.status == "pending"
     old_unsubscribe = make_old_token(monkeypatch, "unsubscribe", subscriber, days=400)
@@ -231,8 +236,11 @@ def test_a_bounced_address_cannot_be_confirmed(session, web):
     subscriber = add_active(session, "gone@example.org")
     subscriber.status = "bounced"
     session.commit()
-    response = web.get(f"/confirm/{make_token('confirm', subscriber.id, subscriber.email)}")
-    assert response.status_code == 409 and "cannot be subscribed" in response.text
+    link = f"/confirm/{make_token('confirm', subscriber.id, subscriber.email)}"
+    for response in (web.get(link), web.post(link)):
+        assert response.status_code == 409 and "cannot be subscribed" in response.text
+    session.refresh(subscriber)
+    assert subscriber.status == "bounced"
 
 
 def test_two_sign_ups_of_one_new_address_at_once_make_one_subscriber(session, settings, monkeypatch):

@@ -83,18 +83,34 @@ def queue_notice(background: BackgroundTasks, subscriber: Subscriber, owed: str 
 
 
 @router.get("/confirm/{token}")
+def confirm_page(token: str, request: Request):
+    """A one-button page: a GET never confirms, because mail scanners open links before the reader does."""
+    with session_scope() as session:
+        subscriber, _ = subscriber_for_token(session, "confirm", token)
+        if subscriber.status != SubscriberStatus.active:
+            return _confirmation_outcome(subscriber) or page("confirm.html", email=subscriber.email,
+                                                              action=str(request.url.path))
+        return _confirmation_outcome(subscriber)
+
+
+@router.post("/confirm/{token}")
 def confirm_subscription(token: str):
-    settings = get_settings()
     with session_scope() as session:
         subscriber, _ = subscriber_for_token(session, "confirm", token)
         confirm(session, subscriber)
-        if subscriber.status != SubscriberStatus.active:
-            return message_page("This address cannot be subscribed",
-                                f"Mail to {subscriber.email} could not be delivered before, so Paper Digest does not "
-                                "send to it any more.", status_code=409)
-        preferences = signed_path("preferences", subscriber, settings)
-        email = subscriber.email
-    return page("confirmed.html", email=email, preferences_url=preferences)
+        return _confirmation_outcome(subscriber)
+
+
+def _confirmation_outcome(subscriber: Subscriber):
+    """The page for a confirmed (active) or unconfirmable (bounced, complained) subscriber; None otherwise."""
+    if subscriber.status == SubscriberStatus.active:
+        return page("confirmed.html", email=subscriber.email,
+                    preferences_url=signed_path("preferences", subscriber, get_settings()))
+    if subscriber.status in (SubscriberStatus.bounced, SubscriberStatus.complained):
+        return message_page("This address cannot be subscribed",
+                            f"Mail to {subscriber.email} could not be delivered before, so Paper Digest does not "
+                            "send to it any more.", status_code=409)
+    return None
 
 
 @router.post("/renew/{purpose}/{token}")
