@@ -7,7 +7,9 @@ The index stores one weight per (term, document) pair, tf-idf (cosine, the ranke
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +23,34 @@ STOPWORDS = frozenset(
     "working research papers paper about especially particular like they them do does who whether when where "
     "there both each other any all some most very well into over under between while".split()
 )
+
+
+_IDS: dict[str, int] = {}
+_STRINGS: list[str] = []
+_NEW_ID = threading.Lock()
+
+
+def interned_ids(strings: Iterable[str]) -> np.ndarray:
+    """Process-wide integer ids of terms and phrases.
+
+    A profile is compiled to ids once; each candidate pool maps them to its own columns with array look-ups, so
+    scoring a chunk of subscribers does no per-term dictionary work.
+    """
+    ids = []
+    for string in strings:
+        found = _IDS.get(string)
+        if found is None:
+            with _NEW_ID:  # two threads interning new strings at once must not hand out the same id
+                found = _IDS.get(string)
+                if found is None:
+                    found = _IDS[string] = len(_STRINGS)
+                    _STRINGS.append(string)
+        ids.append(found)
+    return np.array(ids, dtype=np.int64)
+
+
+def interned_string(string_id: int) -> str:
+    return _STRINGS[string_id]
 
 
 def tokenize(text: str) -> list[str]:
@@ -54,6 +84,7 @@ class TermIndex:
     idf: np.ndarray
     doc_terms: list[Counter]
     _dense: np.ndarray | None = field(default=None, repr=False)  # the weights as a dense array, made on first use
+    _column_of_id: np.ndarray | None = field(default=None, repr=False)  # interned term id -> column (-1: absent)
 
     @classmethod
     def build(cls, texts: list[str], kind: Literal["tfidf", "bm25"] = "tfidf", k1: float = 1.5,
@@ -80,27 +111,39 @@ class TermIndex:
             norms = np.sqrt(np.bincount(cols_a, weights=values ** 2, minlength=n))
             values = values / np.where(norms > 0, norms, 1.0)[cols_a]
         weights = sparse.csr_matrix((values.astype(np.float32), (rows_a, cols_a)), shape=(len(vocabulary), n))
-        return cls(kind, vocabulary, weights, idf, doc_terms)
+        ids = interned_ids(vocabulary)
+        column_of_id = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, dtype=np.int64)
+        column_of_id[ids] = np.arange(len(ids))
+        return cls(kind, vocabulary, weights, idf, doc_terms, _column_of_id=column_of_id)
 
     def query_matrix(self, queries: list[dict[str, float]]) -> sparse.csr_matrix:
         """Weighted query terms, one row per query, over this index's vocabulary (unknown terms dropped)."""
-        get = self.vocabulary.get
-        cols = np.array([get(term, -1) for query in queries for term in query], dtype=np.int64)
-        values = np.array([weight for query in queries for weight in query.values()], dtype=np.float32)
-        rows = np.repeat(np.arange(len(queries)), [len(query) for query in queries])
+        return self.compiled_query_matrix([interned_ids(query) for query in queries],
+                                          [np.fromiter(query.values(), np.float32, len(query)) for query in queries])
+
+    def compiled_query_matrix(self, term_ids: list[np.ndarray], weights: list[np.ndarray]) -> sparse.csr_matrix:
+        """query_matrix for queries given as interned term ids and their weights (see `interned_ids`)."""
+        rows = np.repeat(np.arange(len(term_ids)), np.fromiter(map(len, term_ids), np.int64, len(term_ids)))
+        ids = np.concatenate(term_ids) if term_ids else np.zeros(0, dtype=np.int64)
+        values = np.concatenate(weights).astype(np.float32) if weights else np.zeros(0, dtype=np.float32)
+        table = self._column_of_id
+        cols = np.where(ids < len(table), table[np.minimum(ids, len(table) - 1)], -1)  # ids newer than the index: -1
         known = cols >= 0
         rows, cols, values = rows[known], cols[known], values[known]
         if self.kind == "tfidf":
             values = values * self.idf[cols]
-            norms = np.sqrt(np.bincount(rows, weights=values ** 2, minlength=len(queries)))
+            norms = np.sqrt(np.bincount(rows, weights=values ** 2, minlength=len(term_ids)))
             values = (values / np.where(norms > 0, norms, 1.0)[rows]).astype(np.float32)
-        return sparse.csr_matrix((values, (rows, cols)), shape=(len(queries), len(self.vocabulary)))
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(term_ids), len(self.vocabulary)))
 
     def scores_many(self, queries: list[dict[str, float]]) -> np.ndarray:
         """Score of every document for each query: a dense queries x documents matrix."""
+        return self.scores_of(self.query_matrix(queries))
+
+    def scores_of(self, query_matrix: sparse.csr_matrix) -> np.ndarray:
         if self._dense is None:
             self._dense = self.weights.toarray()
-        return np.asarray(self.query_matrix(queries) @ self._dense, dtype=np.float32)
+        return np.asarray(query_matrix @ self._dense, dtype=np.float32)
 
     def scores(self, query_terms: dict[str, float]) -> np.ndarray:
         return self.scores_many([query_terms])[0]

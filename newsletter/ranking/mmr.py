@@ -27,8 +27,10 @@ def mmr_select(scores: np.ndarray, similarity: np.ndarray, candidates: np.ndarra
     chosen = np.zeros((rows, k), dtype=np.int64)
     taken = np.zeros((rows, m), dtype=bool)
     every_row = np.arange(rows)
+    weighted = (lam * relevance).astype(np.float32)
     for step in range(k):
-        value = lam * relevance - (1 - lam) * closest - 1e6 * (closest >= near_duplicate)
+        value = weighted - (1 - lam) * closest
+        value[closest >= near_duplicate] -= 1e6
         value[taken] = -np.inf
         pick = value.argmax(axis=1)
         chosen[:, step] = pick

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from itertools import chain
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from threadpoolctl import threadpool_limits
 from newsletter.models import Paper
 from newsletter.ranking import embeddings
 from newsletter.ranking.feedback import FeedbackModel
-from newsletter.ranking.lexical import TermIndex, contains_phrase, query_terms, tokenize
+from newsletter.ranking.lexical import (TermIndex, contains_phrase, interned_ids, interned_string, query_terms,
+                                        tokenize)
 from newsletter.ranking.mmr import mmr_select
 
 SEMANTIC_WEIGHT = 1.0
@@ -69,14 +71,25 @@ class Profile:
     liked: list[Paper] = field(default_factory=list)  # "more like this"
     disliked: list[Paper] = field(default_factory=list)  # "less like this"
     sent: set[int] = field(default_factory=set)  # paper ids already sent: never picked again
+    # Compiled at construction (the text fields are not meant to change afterwards):
     query: dict[str, float] = field(init=False)
     interest_terms: list[str] = field(init=False)  # for explanations
+    query_ids: np.ndarray = field(init=False, repr=False)  # the query's terms as interned ids, and their weights
+    query_weights: np.ndarray = field(init=False, repr=False)
+    keyword_ids: np.ndarray = field(init=False, repr=False)  # case-folded phrases as interned ids
+    author_ids: np.ndarray = field(init=False, repr=False)
+    excluded_ids: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.interest_terms = list(dict.fromkeys(tokenize(self.interests)))
         self.query = query_terms(self.interests)
         for term, weight in query_terms(" ".join(self.keywords), KEYWORD_BOOST).items():
             self.query[term] = self.query.get(term, 0.0) + weight
+        self.query_ids = interned_ids(self.query)
+        self.query_weights = np.fromiter(self.query.values(), np.float32, len(self.query))
+        self.keyword_ids, self.author_ids, self.excluded_ids = (
+            interned_ids(dict.fromkeys(phrase.casefold() for phrase in phrases))
+            for phrases in (self.keywords, self.followed_authors, self.excluded_keywords))
 
     def seen(self) -> set[int]:
         """Papers never to pick again: sent, or already judged by the reader."""
@@ -113,6 +126,9 @@ class CandidatePool:
         self.features = self.vectors if self.vectors is not None else self.index.document_vectors()
         self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR
         self._position = {paper.id: i for i, paper in enumerate(self.papers)}
+        ids = np.array([-1 if paper.id is None else paper.id for paper in self.papers], dtype=np.int64)
+        self._id_order = np.argsort(ids, kind="stable")  # positions by paper id, for vectorized id -> position
+        self._sorted_ids = ids[self._id_order]
         self._phrase_columns: dict[str, np.ndarray] = {}
         self._phrase_sets: dict[str, frozenset[int]] = {}
         by_author: dict[str, list[int]] = {}
@@ -190,14 +206,15 @@ class CandidatePool:
     # -- scoring --------------------------------------------------------------------------------------------------
 
     def _relevance(self, profiles: Sequence[Profile]) -> tuple[np.ndarray | None, np.ndarray]:
-        score = self.index.scores_many([p.query for p in profiles])
-        score *= LEXICAL_WEIGHT
+        score = self.index.scores_of(self.index.compiled_query_matrix([p.query_ids for p in profiles],
+                                                                      [p.query_weights for p in profiles]))
+        scale_in_place(score, LEXICAL_WEIGHT)
         semantic = None
         if self.vectors is not None:
             missing = np.zeros(self.vectors.shape[1], dtype=np.float32)
-            profile_vectors = np.stack([missing if p.vector is None else p.vector for p in profiles])
+            profile_vectors = np.array([missing if p.vector is None else p.vector for p in profiles], dtype=np.float32)
             semantic = profile_vectors @ self.vectors.T
-            score += SEMANTIC_WEIGHT * semantic
+            score += semantic if SEMANTIC_WEIGHT == 1 else SEMANTIC_WEIGHT * semantic
         score += self._keyword_matches(profiles)
         add_sparse(score, self._author_matches(profiles))
         return semantic, score
@@ -208,31 +225,32 @@ class CandidatePool:
         Dense because common keywords ("benchmark", "diffusion") are in many papers: a sparse result would be
         nearly full and slower to build than this rows x phrases by phrases x papers product.
         """
-        weights = [KEYWORD_WEIGHT / len(p.keywords) if p.keywords else 0.0 for p in profiles]
-        chosen, phrases = self._phrase_choices([p.keywords for p in profiles], weights)
+        chosen, phrases = self._phrase_choices([p.keyword_ids for p in profiles], KEYWORD_WEIGHT, share=True)
         present = np.zeros((len(phrases), len(self.papers)), dtype=np.float32)
         for j, phrase in enumerate(phrases):
             present[j, self.phrase_documents(phrase)] = 1.0
         return np.asarray(chosen @ present, dtype=np.float32)
 
     def _author_matches(self, profiles: Sequence[Profile]) -> sparse.csr_matrix:
-        matches = self._phrase_product([p.followed_authors for p in profiles], [1.0] * len(profiles),
-                                       self.author_documents)
+        matches = self._phrase_product([p.author_ids for p in profiles], self.author_documents)
         matches.data = np.minimum(matches.data, 1.0) * AUTHOR_BOOST  # two followed authors are not twice as good
         return matches
 
     def _remove(self, profiles: Sequence[Profile], score: np.ndarray) -> None:
         """-inf for excluded keywords and papers already sent or judged: they can never be picked."""
-        excluded = self._phrase_product([p.excluded_keywords for p in profiles], [1.0] * len(profiles),
-                                        self.phrase_documents).tocoo()
+        excluded = self._phrase_product([p.excluded_ids for p in profiles], self.phrase_documents).tocoo()
         score[excluded.row, excluded.col] = -np.inf
-        rows = [r for r, profile in enumerate(profiles) for pid in profile.seen() if pid in self._position]
-        cols = [self._position[pid] for profile in profiles for pid in profile.seen() if pid in self._position]
-        score[rows, cols] = -np.inf
+        seen = [profile.seen() for profile in profiles]
+        counts = np.fromiter(map(len, seen), np.int64, len(seen))
+        paper_ids = np.fromiter(chain.from_iterable(seen), np.int64, int(counts.sum()))
+        rows = np.repeat(np.arange(len(seen)), counts)
+        at = np.minimum(np.searchsorted(self._sorted_ids, paper_ids), max(len(self._sorted_ids) - 1, 0))
+        in_pool = self._sorted_ids[at] == paper_ids if len(self._sorted_ids) else np.zeros(len(paper_ids), bool)
+        score[rows[in_pool], self._id_order[at[in_pool]]] = -np.inf
 
-    def _phrase_product(self, phrase_lists: list[list[str]], row_weights: list[float], documents) -> sparse.csr_matrix:
-        """sum over each row's phrases of (weight x does the paper contain it): a sparse rows x papers matrix."""
-        chosen, phrases = self._phrase_choices(phrase_lists, row_weights)
+    def _phrase_product(self, phrase_ids: list[np.ndarray], documents) -> sparse.csr_matrix:
+        """How many of each row's phrases each paper contains: a sparse rows x papers matrix."""
+        chosen, phrases = self._phrase_choices(phrase_ids, 1.0)
         found = [documents(phrase) for phrase in phrases]
         present = sparse.csr_matrix(
             (np.ones(sum(len(d) for d in found), dtype=np.float32),
@@ -241,17 +259,17 @@ class CandidatePool:
         return (chosen @ present).tocsr()
 
     @staticmethod
-    def _phrase_choices(phrase_lists: list[list[str]], row_weights: list[float]) -> tuple[sparse.csr_matrix, list[str]]:
-        """The distinct phrases (case-folded) of all rows, and a rows x phrases matrix of each row's weight."""
-        columns: dict[str, int] = {}
-        rows, cols, values = [], [], []
-        for r, (phrases, weight) in enumerate(zip(phrase_lists, row_weights)):
-            for phrase in phrases:
-                rows.append(r)
-                cols.append(columns.setdefault(phrase.casefold(), len(columns)))
-                values.append(weight)
-        chosen = sparse.csr_matrix((np.array(values, np.float32), (rows, cols)), shape=(len(phrase_lists), len(columns)))
-        return chosen, list(columns)
+    def _phrase_choices(phrase_ids: list[np.ndarray], weight: float,
+                        share: bool = False) -> tuple[sparse.csr_matrix, list[str]]:
+        """The distinct phrases of all rows, and a rows x phrases matrix of `weight` (divided among each row's
+        phrases when `share`) where the row has the phrase."""
+        counts = np.fromiter(map(len, phrase_ids), np.int64, len(phrase_ids))
+        ids = np.concatenate(phrase_ids) if phrase_ids else np.zeros(0, dtype=np.int64)
+        distinct, columns = np.unique(ids, return_inverse=True)
+        rows = np.repeat(np.arange(len(phrase_ids)), counts)
+        values = (weight / counts[rows] if share else np.full(len(rows), weight)).astype(np.float32)
+        chosen = sparse.csr_matrix((values, (rows, columns.ravel())), shape=(len(phrase_ids), len(distinct)))
+        return chosen, [interned_string(i) for i in distinct.tolist()]
 
     def phrase_documents(self, phrase: str) -> np.ndarray:
         """Indices of the papers containing `phrase` as whole words (cached per pool)."""
@@ -368,6 +386,11 @@ def top_indices(score: np.ndarray, k: int) -> np.ndarray:
     if k >= score.shape[1]:
         return np.tile(np.arange(score.shape[1]), (score.shape[0], 1))
     return np.argpartition(score, -k, axis=1)[:, -k:]
+
+
+def scale_in_place(dense: np.ndarray, weight: float) -> None:
+    if weight != 1:  # a pass over a chunk's whole matrix saved when it is not needed
+        dense *= weight
 
 
 def add_sparse(dense: np.ndarray, matrix: sparse.spmatrix) -> None:
