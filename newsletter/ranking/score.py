@@ -79,6 +79,7 @@ class Profile:
     keyword_ids: np.ndarray = field(init=False, repr=False)  # case-folded phrases as interned ids
     author_ids: np.ndarray = field(init=False, repr=False)
     excluded_ids: np.ndarray = field(init=False, repr=False)
+    followed: frozenset[str] = field(init=False, repr=False)  # followed authors, case-folded
 
     def __post_init__(self) -> None:
         self.interest_terms = list(dict.fromkeys(tokenize(self.interests)))
@@ -90,6 +91,7 @@ class Profile:
         self.keyword_ids, self.author_ids, self.excluded_ids = (
             interned_ids(dict.fromkeys(phrase.casefold() for phrase in phrases))
             for phrases in (self.keywords, self.followed_authors, self.excluded_keywords))
+        self.followed = frozenset(author.casefold() for author in self.followed_authors)
 
     def seen(self) -> set[int]:
         """Papers never to pick again: sent, or already judged by the reader."""
@@ -136,6 +138,8 @@ class CandidatePool:
             for author in paper.authors:
                 by_author.setdefault(author.casefold(), []).append(i)
         self._papers_by_author = {a: np.array(ix) for a, ix in by_author.items()}
+        self._authors = [list(paper.authors) for paper in self.papers]  # plain lists: explaining reads them per pick
+        self._upvotes = [paper.upvotes for paper in self.papers]
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -149,10 +153,10 @@ class CandidatePool:
                   chunk: int = CHUNK) -> Iterator[list[Recommendation]]:
         """Each profile's picks (best first, with reasons), in the order of `profiles`."""
         for part, ranked in self.rank_chunks(profiles, limit, chunk):
-            for r, profile in enumerate(part):
-                keep = ranked.indices[r] >= 0
-                yield [Recommendation(self.papers[i], round(float(s), 4), self.reasons(profile, i, sem))
-                       for i, s, sem in zip(ranked.indices[r][keep], ranked.scores[r][keep], ranked.semantic[r][keep])]
+            indices, scores, semantic = ranked.indices.tolist(), ranked.scores.tolist(), ranked.semantic.tolist()
+            for profile, row, row_scores, row_semantic in zip(part, indices, scores, semantic):
+                yield [Recommendation(self.papers[i], round(s, 4), self.reasons(profile, i, sem))
+                       for i, s, sem in zip(row, row_scores, row_semantic) if i >= 0]
 
     def rank_chunks(self, profiles: Sequence[Profile], limit: int = 10, chunk: int = CHUNK,
                     threads: int = THREADS) -> Iterator[tuple[Sequence[Profile], RankedChunk]]:
@@ -329,13 +333,11 @@ class CandidatePool:
 
     def reasons(self, profile: Profile, i: int, semantic: float = 0.0) -> list[str]:
         """Why paper i is recommended to this profile, in words the reader can check."""
-        paper = self.papers[i]
         reasons = []
         matched = [k for k in profile.keywords if i in self.phrase_set(k)]
         if matched:
             reasons.append("matches your keywords: " + ", ".join(matched))
-        followed = {a.casefold() for a in profile.followed_authors}
-        authors = [a for a in paper.authors if a.casefold() in followed]
+        authors = [a for a in self._authors[i] if a.casefold() in profile.followed] if profile.followed else []
         if authors:
             reasons.append("by an author you follow: " + ", ".join(authors))
         saved = self._most_similar(profile.liked, i)
@@ -347,8 +349,8 @@ class CandidatePool:
         terms = [t for t in profile.interest_terms if t in doc_terms]
         if terms:
             reasons.append("about your interests: " + ", ".join(terms[:5]))
-        if paper.upvotes and self.trending[i] >= 0.5:
-            reasons.append(f"trending: {paper.upvotes} upvotes")
+        if self._upvotes[i] and self.trending[i] >= 0.5:
+            reasons.append(f"trending: {self._upvotes[i]} upvotes")
         return reasons or ["popular with readers today"]
 
     def _most_similar(self, liked: Sequence[Paper], i: int) -> Paper | None:
