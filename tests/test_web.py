@@ -65,7 +65,8 @@ def test_admin_lists_recent_editions_with_delivery_counts(session, smtp_settings
     row = page.text.split(f'<a href="/archive/{TODAY.isoformat()}">')[1].split("</tr>")[0]
     cells = [c.split("<")[0] for c in row.split('<td class="num">')[1:]]
     assert cells == ["0", "0", "2", "0", "0", "2"]  # pending, sending, sent, failed, skipped, total
-    assert 'name="token" value="test-admin-token"' in page.text  # the preview form keeps the credential
+    assert page.url.path == "/admin" and not page.url.query  # the token left the address at once
+    assert "test-admin-token" not in page.text  # the session is a cookie, not a token in the page
 
 
 def test_admin_preview_shows_exactly_the_email_that_would_be_sent(session, smtp_settings, sink, web):
@@ -119,3 +120,33 @@ def test_unexpected_errors_show_a_plain_page_without_a_trace(session, settings, 
     assert response.status_code == 500 and "Something went wrong" in response.text
     assert "secret internals" not in response.text and "Traceback" not in response.text
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_browser_signs_in_once_with_an_httponly_cookie_that_is_not_the_token(session, web, monkeypatch):
+    assert web.get("/admin").status_code == 401
+    wrong = web.post("/admin/login", data={"token": "guess"})
+    assert wrong.status_code == 401 and "not the admin token" in wrong.text and "newsletter_admin" not in web.cookies
+    signed_in = web.post("/admin/login", data={"token": "test-admin-token"}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/admin"
+    cookie = signed_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "test-admin-token" not in cookie
+    assert web.get("/admin").status_code == 200 and web.get("/admin/preview").status_code == 200
+
+    from newsletter.config import get_settings
+    monkeypatch.setenv("NEWSLETTER_ADMIN_TOKEN", "a-new-token")  # changing the token signs every browser out
+    get_settings.cache_clear()
+    assert web.get("/admin").status_code == 401
+    monkeypatch.setenv("NEWSLETTER_ADMIN_TOKEN", "test-admin-token")
+    get_settings.cache_clear()
+    assert web.get("/admin").status_code == 200
+    web.post("/admin/logout")
+    assert web.get("/admin").status_code == 401
+
+
+def test_a_token_in_the_address_is_swapped_for_the_session_and_dropped(session, web):
+    add_active(session, "ada@example.org")
+    opened = web.get("/admin/preview?subscriber=ada%40example.org&token=test-admin-token&date=2026-01-02",
+                     follow_redirects=False)
+    assert opened.status_code == 303
+    assert opened.headers["location"] == "/admin/preview?subscriber=ada%40example.org&date=2026-01-02"
+    assert web.get(opened.headers["location"]).status_code == 200

@@ -1,4 +1,9 @@
-"""Operator pages. Each needs the admin token from settings (Authorization: Bearer, or ?token=).
+"""Operator pages. Each needs the admin token from settings: `Authorization: Bearer`, or a browser session.
+
+A browser signs in by posting the token to /admin/login (the form on every 401 admin page) or by opening an
+admin page once with `?token=`; either way it gets an HttpOnly, SameSite=Lax cookie holding an HMAC of the
+token (never the token itself; changing the token signs everyone out), and a `?token=` is dropped from the
+address at once by a redirect, so it does not stay in the history or in later requests' logs.
 
 `/admin` lists recent editions with their delivery counts; `/admin/preview` shows exactly the email a subscriber
 gets for a day: headers, the HTML at desktop and mobile (375 px) width, and the text part.
@@ -6,6 +11,7 @@ gets for a day: headers, the HTML at desktop and mobile (375 px) width, and the 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from datetime import date, datetime, timezone
 from email import message_from_bytes
@@ -13,7 +19,7 @@ from email.policy import default
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlmodel import Session, func, select
 
 from newsletter.compose import preview_email
@@ -32,13 +38,81 @@ FRAMED_EMAIL_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-sr
                         "X-Frame-Options": "SAMEORIGIN"}
 
 
+SESSION_COOKIE = "newsletter_admin"
+SESSION_SECONDS = 12 * 3600
+
+
+class SignedIn(Exception):
+    """A valid `?token=`: answered with a redirect to the same page without it, setting the session cookie."""
+
+    def __init__(self, location: str):
+        self.location = location
+
+
 def require_admin(request: Request) -> None:
-    expected = get_settings().admin_token
+    settings = get_settings()
+    if not settings.admin_token:
+        raise _unauthorized()
     header = request.headers.get("authorization", "")
-    given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else request.query_params.get("token", "")
-    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail="This page needs the admin token.",
-                            headers={"WWW-Authenticate": "Bearer"})
+    if header.startswith("Bearer ") and _is_admin_token(header.removeprefix("Bearer ").strip()):
+        return
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if cookie and hmac.compare_digest(cookie.encode(), session_value().encode()):
+        return
+    if _is_admin_token(request.query_params.get("token", "")) and request.method == "GET":
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+        raise SignedIn(request.url.path + (f"?{query}" if query else ""))
+    raise _unauthorized()
+
+
+def _is_admin_token(given: str) -> bool:
+    expected = get_settings().admin_token
+    return bool(expected and given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(status_code=401, detail="This page needs the admin token.",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def session_value() -> str:
+    """The cookie's value: an HMAC of the admin token under the signing key."""
+    settings = get_settings()
+    return hmac.new(settings.signing_key.encode(), b"admin-session:" + settings.admin_token.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def signed_in(request: Request, location: str) -> RedirectResponse:
+    response = RedirectResponse(location, status_code=303)
+    response.set_cookie(SESSION_COOKIE, session_value(), max_age=SESSION_SECONDS, path="/", httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")
+    return response
+
+
+async def signed_in_redirect(request: Request, error: SignedIn) -> RedirectResponse:
+    return signed_in(request, error.location)
+
+
+def login_page(status_code: int = 401, error: str = "") -> HTMLResponse:
+    return page("admin_login.html", status_code=status_code, error=error, headers={"WWW-Authenticate": "Bearer"})
+
+
+sessions = APIRouter()  # signing in and out: open to anyone, like the 401 page
+
+
+@sessions.post("/admin/login")
+async def login(request: Request):
+    form = await request.form()
+    if not _is_admin_token(str(form.get("token", ""))):
+        return login_page(error="That is not the admin token.")
+    return signed_in(request, "/admin")
+
+
+@sessions.post("/admin/logout")
+def logout():
+    response = RedirectResponse("/admin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 router = APIRouter(dependencies=[Depends(require_admin)])
@@ -48,10 +122,7 @@ def today() -> date:
     return datetime.now(timezone.utc).date()
 
 
-def admin_url(request: Request, path: str, **params) -> str:
-    """A link to another admin page, carrying the ?token= the operator came with (a browser sends no Bearer)."""
-    if "token" in request.query_params:
-        params["token"] = request.query_params["token"]
+def admin_url(path: str, **params) -> str:
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
     return f"{path}?{query}" if query else path
 
@@ -70,13 +141,12 @@ def recent_editions(session: Session) -> list[dict]:
 
 
 @router.get("/admin")
-def admin_home(request: Request):
+def admin_home():
     with session_scope() as session:
         editions = recent_editions(session)
     for edition in editions:
         edition["archive_url"] = f"/archive/{edition['date'].isoformat()}"
-    return page("admin_index.html", editions=editions, statuses=[s.value for s in DeliveryStatus],
-                token=request.query_params.get("token", ""), today=today())
+    return page("admin_index.html", editions=editions, statuses=[s.value for s in DeliveryStatus], today=today())
 
 
 def _preview(subscriber: str, day: date | None):
@@ -87,18 +157,17 @@ def _preview(subscriber: str, day: date | None):
 
 
 @router.get("/admin/preview")
-def admin_preview(request: Request, subscriber: str = "", day: date | None = Query(None, alias="date")):
+def admin_preview(subscriber: str = "", day: date | None = Query(None, alias="date")):
     day = day or today()
-    context = {"subscriber": subscriber, "day": day, "token": request.query_params.get("token", ""),
-               "home_url": admin_url(request, "/admin"), "found": bool(subscriber)}
+    context = {"subscriber": subscriber, "day": day, "home_url": "/admin", "found": bool(subscriber)}
     if subscriber:
         email, rendered, message = _preview(subscriber, day)
         params = {"subscriber": subscriber, "date": day.isoformat()}
         context.update(
             email=email, subject=rendered.subject, text=rendered.text, size=len(message),
             message_headers=[(name, str(value)) for name, value in message_from_bytes(message, policy=default).items()],
-            html_url=admin_url(request, "/admin/preview/html", **params),
-            eml_url=admin_url(request, "/admin/preview.eml", **params),
+            html_url=admin_url("/admin/preview/html", **params),
+            eml_url=admin_url("/admin/preview.eml", **params),
         )
     return page("admin_preview.html", headers={"Content-Security-Policy": PREVIEW_PAGE_CSP}, **context)
 

@@ -28,7 +28,6 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
 }
 HTTP_MESSAGES = {
-    401: ("Admin only", "This page needs the admin token."),
     404: ("Not found", "There is no page at this address."),
     405: ("Not allowed", "This page cannot be used that way."),
 }
@@ -38,6 +37,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Paper Digest", docs_url=None, redoc_url=None, openapi_url=None)
     for module in (public, preferences, unsubscribe, feedback, archive, admin):
         app.include_router(module.router)
+    app.include_router(admin.sessions)
+    app.add_exception_handler(admin.SignedIn, admin.signed_in_redirect)
     app.mount("/static", StaticFiles(directory=TEMPLATES_DIR / "static"), name="static")
 
     @app.get("/health", include_in_schema=False)
@@ -92,6 +93,8 @@ def add_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException):
+        if error.status_code == 401:  # only admin pages ask for credentials
+            return admin.login_page()
         heading, message = HTTP_MESSAGES.get(error.status_code, ("Error", str(error.detail)))
         return message_page(heading, message, status_code=error.status_code, headers=error.headers)
 
