@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from newsletter.models import Paper
 from newsletter.ranking import embeddings
-from newsletter.ranking.feedback import FeedbackModel
+from newsletter.ranking.feedback import FeedbackModel, background_prototypes
 from newsletter.ranking.lexical import (TermIndex, contains_phrase, interned_ids, interned_string, query_terms,
                                         tokenize)
 from newsletter.ranking.mmr import mmr_select
@@ -140,6 +140,7 @@ class CandidatePool:
         self._papers_by_author = {a: np.array(ix) for a, ix in by_author.items()}
         self._authors = [list(paper.authors) for paper in self.papers]  # plain lists: explaining reads them per pick
         self._upvotes = [paper.upvotes for paper in self.papers]
+        self._background: tuple[np.ndarray, np.ndarray] | None = None  # for feedback models
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -300,9 +301,11 @@ class CandidatePool:
         with_feedback = [r for r, p in enumerate(profiles) if p.liked or p.disliked]
         if not with_feedback:
             return
+        if self._background is None:  # computed on first need (two threads may both do it: same result)
+            self._background = background_prototypes(self.features)
         models = FeedbackModel.fit_many([self.features_of(profiles[r].liked) for r in with_feedback],
                                         [self.features_of(profiles[r].disliked) for r in with_feedback],
-                                        self.features)
+                                        *self._background)
         score[with_feedback] += FEEDBACK_WEIGHT * (2 * models.predict(self.features) - 1)
 
     # -- features ------------------------------------------------------------------------------------------------
