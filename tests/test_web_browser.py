@@ -64,6 +64,7 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, ses
     page.set_content(html_part(confirmation))
     shoot(page, shots, "02b-confirmation-email")
     page.goto(links(confirmation, "/confirm/")[0])
+    shoot(page, shots, "02c-confirm-page")
     page.click("text=Yes, subscribe me")
     page.wait_for_selector("text=You are subscribed")
     shoot(page, shots, "03-confirmed")
