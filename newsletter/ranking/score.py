@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from itertools import chain
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import chain
 
 import numpy as np
 from scipy import sparse
@@ -127,7 +127,6 @@ class CandidatePool:
         self.vectors = self._paper_vectors() if self.semantic else None
         self.features = self.vectors if self.vectors is not None else self.index.document_vectors()
         self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR
-        self._position = {paper.id: i for i, paper in enumerate(self.papers)}
         ids = np.array([-1 if paper.id is None else paper.id for paper in self.papers], dtype=np.int64)
         self._id_order = np.argsort(ids, kind="stable")  # positions by paper id, for vectorized id -> position
         self._sorted_ids = ids[self._id_order]
@@ -249,9 +248,16 @@ class CandidatePool:
         counts = np.fromiter(map(len, seen), np.int64, len(seen))
         paper_ids = np.fromiter(chain.from_iterable(seen), np.int64, int(counts.sum()))
         rows = np.repeat(np.arange(len(seen)), counts)
-        at = np.minimum(np.searchsorted(self._sorted_ids, paper_ids), max(len(self._sorted_ids) - 1, 0))
-        in_pool = self._sorted_ids[at] == paper_ids if len(self._sorted_ids) else np.zeros(len(paper_ids), bool)
-        score[rows[in_pool], self._id_order[at[in_pool]]] = -np.inf
+        in_pool, positions = self._positions(paper_ids)
+        score[rows[in_pool], positions] = -np.inf
+
+    def _positions(self, paper_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of `paper_ids` are in the pool, and the pool positions of those that are."""
+        if not len(self._sorted_ids):
+            return np.zeros(len(paper_ids), dtype=bool), np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._sorted_ids, paper_ids), len(self._sorted_ids) - 1)
+        in_pool = self._sorted_ids[at] == paper_ids
+        return in_pool, self._id_order[at[in_pool]]
 
     def _phrase_product(self, phrase_ids: list[np.ndarray], documents) -> sparse.csr_matrix:
         """How many of each row's phrases each paper contains: a sparse rows x papers matrix."""
