@@ -34,7 +34,8 @@ def interned_ids(strings: Iterable[str]) -> np.ndarray:
     """Process-wide integer ids of terms and phrases.
 
     A profile is compiled to ids once; each candidate pool maps them to its own columns with array look-ups, so
-    scoring a chunk of subscribers does no per-term dictionary work.
+    scoring a chunk of subscribers does no per-term dictionary work. The table grows with the distinct terms and
+    phrases a process meets (the vocabulary of its papers and profiles), not with the number of subscribers.
     """
     ids = []
     for string in strings:
