@@ -14,7 +14,7 @@ from newsletter import cli_editions, cli_send, cli_transfer
 from newsletter import db
 from newsletter.cli_support import console, err_console, expected_errors, parse_day, today  # noqa: F401
 from newsletter.config import get_settings
-from newsletter.errors import NewsletterError
+from newsletter.errors import InvalidInput, NewsletterError
 from newsletter.log import configure as configure_logging
 
 app = typer.Typer(help="Paper Digest: a personalized research-paper newsletter.", no_args_is_help=True,
@@ -267,14 +267,22 @@ def subscribers_update(
 def feedback(
     email: str,
     paper: str = typer.Argument(..., help="Paper: its number (paper_id in `recommend --json`) or its id (arXiv id)."),
-    kind: str = typer.Argument(..., help='"more" (save: more like this) or "less" (less like this).'),
+    kind: str = typer.Argument(..., help='"more" (save: more like this), "less" (less like this), or "forget" '
+                                        "(undo the judgement, as the preferences page does)."),
 ) -> None:
     """Record a subscriber's judgement of a paper, as the links in the email do; the next ranking learns from it."""
-    from newsletter.ranking.feedback import find_paper, record_feedback
+    from newsletter.ranking.feedback import KINDS, find_paper, forget_feedback, record_feedback
     from subscribers.profiles import get_subscriber
 
+    if kind not in (*KINDS, "forget"):
+        raise InvalidInput(f"feedback must be one of {', '.join(KINDS)}, forget, not {kind!r}")
     with db.session_scope() as session:
         subscriber = get_subscriber(session, email)
         found = find_paper(session, paper)
+        if kind == "forget":
+            undone = forget_feedback(session, subscriber, found.id)
+            console.print(f"{subscriber.email}: {'forgot' if undone else 'had not judged'} {found.title!r}",
+                          highlight=False)
+            return
         record_feedback(session, subscriber, found.id, kind)
         console.print(f"{subscriber.email}: {kind} like {found.title!r}", highlight=False)

@@ -120,6 +120,9 @@ def test_profile_update_and_feedback_from_the_cli(settings):
     assert top["paper_id"] not in [r["paper_id"] for r in json.loads(run("recommend", "ada@example.org",
                                                                           "--json", "--limit", "3").stdout)]
     assert run("feedback", "ada@example.org", top["id"], "more").exit_code == 0  # by external id too
+    forgot = run("feedback", "ada@example.org", str(top["paper_id"]), "forget")
+    assert forgot.exit_code == 0 and "forgot" in forgot.stdout
+    assert "had not judged" in run("feedback", "ada@example.org", str(top["paper_id"]), "forget").stdout
     bad = run("feedback", "ada@example.org", str(top["paper_id"]), "love")
-    assert bad.exit_code == 1 and "feedback must be one of more, less" in bad.output
+    assert bad.exit_code == 1 and "feedback must be one of more, less, forget" in bad.output
     assert run("feedback", "ada@example.org", "999999", "more").exit_code == 1

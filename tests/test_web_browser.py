@@ -96,7 +96,11 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, ses
     page.wait_for_selector("text=Thanks, noted")
     page.goto(links(edition, "/preferences/")[0])
     assert page.locator("text=10 papers").count() == 1  # the edition just received is listed
+    assert page.locator("ul.judged li").count() == 1  # so is the paper just judged, with a Forget button
     shoot(page, shots, "07-preferences-with-editions")
+    page.click("ul.judged button:has-text('Forget')")
+    page.wait_for_selector("text=Forgotten:")
+    assert page.locator("ul.judged li").count() == 0
 
     page.goto(links(edition, "/unsubscribe/")[0])
     shoot(page, shots, "08-unsubscribe")

@@ -2,6 +2,7 @@
 
 import time
 
+from markupsafe import escape
 from sqlmodel import select
 
 from newsletter.models import Delivery, Edition, Event, Feedback, Paper, Pick
@@ -131,6 +132,34 @@ def test_feedback_is_recorded_by_the_button_not_by_opening_the_link(session, smt
     web.post(less, data={"csrf_token": csrf_token(web, less)})
     session.expire_all()
     assert [f.kind for f in session.exec(select(Feedback))] == ["less"]
+
+
+def test_preferences_list_the_judged_papers_and_forget_one(session, smtp_settings, sink, web):
+    subscriber, message = first_edition(session, smtp_settings, sink)
+    for link in links(message, "/feedback/")[:4:2]:  # "more like this" of the first two papers
+        web.post(url_path(link), data={"csrf_token": csrf_token(web, url_path(link))})
+    less = url_path(links(message, "/feedback/")[5])  # "less like this" of the third
+    web.post(less, data={"csrf_token": csrf_token(web, less)})
+    judged = {f.paper_id: f.kind for f in session.exec(select(Feedback))}
+    titles = {p.id: p.title for p in session.exec(select(Paper).where(Paper.id.in_(list(judged))))}
+    url = url_path(links(message, "/preferences/")[0])
+    page = web.get(url)
+    more_part, less_part = page.text.split("More like these")[1].split("Less like these")
+    assert [kind for kind in judged.values()].count("more") == 2
+    for paper_id, kind in judged.items():
+        assert escape(titles[paper_id]) in (more_part if kind == "more" else less_part)
+
+    forgotten = next(pid for pid, kind in judged.items() if kind == "more")
+    form = {"csrf_token": csrf_token(web, url), "paper_id": str(forgotten)}
+    assert web.post(f"{url}/forget", data={"paper_id": str(forgotten)}).status_code == 403  # CSRF applies
+    done = web.post(f"{url}/forget", data=form)
+    assert done.status_code == 200 and "Forgotten: " + str(escape(titles[forgotten])) in done.text
+    session.expire_all()
+    assert forgotten not in {f.paper_id for f in session.exec(select(Feedback))} and len(judged) == 3
+    assert session.exec(select(Event).where(Event.kind == "feedback_forget")).one().detail["paper_id"] == forgotten
+    again = web.post(f"{url}/forget", data=form)
+    assert again.status_code == 200 and "nothing to forget" in again.text
+    assert web.post(f"{url}/forget", data={**form, "paper_id": "x"}).status_code == 422
 
 
 def test_feedback_links_are_checked(session, web):

@@ -36,6 +36,28 @@ def record_feedback(session: Session, subscriber: Subscriber, paper_id: int, kin
     return feedback
 
 
+def forget_feedback(session: Session, subscriber: Subscriber, paper_id: int) -> Paper | None:
+    """Undo a reader's judgement of a paper (it may be recommended again). Returns the paper, or None when there
+    was no judgement to undo."""
+    feedback = session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber.id,
+                                                   Feedback.paper_id == paper_id)).first()
+    if feedback is None:
+        return None
+    session.delete(feedback)
+    session.add(Event(subscriber_id=subscriber.id, kind="feedback_forget",
+                      detail={"paper_id": paper_id, "kind": feedback.kind}))
+    session.flush()
+    return session.get(Paper, paper_id)
+
+
+def judged_papers(session: Session, subscriber_id: int, limit: int = 100) -> list[tuple[str, Paper]]:
+    """(kind, paper) of a reader's judgements, newest first."""
+    rows = session.exec(select(Feedback.kind, Paper).join(Paper, Paper.id == Feedback.paper_id)
+                        .where(Feedback.subscriber_id == subscriber_id)
+                        .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+    return list(rows.all())
+
+
 def find_paper(session: Session, reference: str | int) -> Paper:
     """A paper by its number, or by its external id (arXiv id, "title:..."). Raises NotFound."""
     paper = session.exec(select(Paper).where(Paper.external_id == str(reference))).first()

@@ -1,4 +1,5 @@
-"""The preferences page, reached from the signed link in every email: profile, pause, unsubscribe, past editions."""
+"""The preferences page, reached from the signed link in every email: profile, pause, the papers the reader
+judged (each can be forgotten), past editions, unsubscribe."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.errors import InvalidInput
 from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber
+from newsletter.ranking.feedback import forget_feedback, judged_papers
+from newsletter.render.context import paper_view
 from newsletter.web import forms
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import page
@@ -56,12 +59,26 @@ def profile_values(subscriber: Subscriber) -> dict:
     }
 
 
-def preferences_page(request: Request, session: Session, subscriber: Subscriber, values: dict | None = None,
-                     error: str = "", saved: bool = False, status_code: int = 200):
+@dataclass
+class JudgedPaper:
+    paper_id: int
+    title: str
+    url: str
+    kind: str  # "more" (saved) | "less"
+
+
+def judged(session: Session, subscriber: Subscriber) -> list[JudgedPaper]:
+    return [JudgedPaper(paper.id, paper.title, paper_view(paper).url, kind)
+            for kind, paper in judged_papers(session, subscriber.id)]
+
+
+def preferences_page(request: Request, session: Session, subscriber: Subscriber, token: str,
+                     values: dict | None = None, error: str = "", notice: str = "", status_code: int = 200):
     settings = get_settings()
     return page("preferences.html", status_code=status_code, request=request, email=subscriber.email,
-                status=subscriber.status, values=values or profile_values(subscriber), error=error, saved=saved,
+                status=subscriber.status, values=values or profile_values(subscriber), error=error, notice=notice,
                 timezones=forms.timezone_groups(), editions=received_editions(session, subscriber, settings),
+                judged=judged(session, subscriber), forget_action=f"/preferences/{token}/forget",
                 unsubscribe_action=signed_path("unsubscribe", subscriber, settings), scripts=["/static/timezone.js"])
 
 
@@ -69,7 +86,7 @@ def preferences_page(request: Request, session: Session, subscriber: Subscriber,
 def show_preferences(token: str, request: Request):
     with session_scope() as session:
         subscriber, _ = subscriber_for_token(session, "preferences", token)
-        return preferences_page(request, session, subscriber)
+        return preferences_page(request, session, subscriber, token)
 
 
 @router.post("/preferences/{token}")
@@ -80,8 +97,22 @@ def save_preferences(token: str, request: Request, form: FormData = Depends(veri
             update_profile(session, subscriber, **forms.profile_fields(form))
         except InvalidInput as error:
             values = {**forms.echo(form), "paused": form.get("paused", "")}
-            return preferences_page(request, session, subscriber, values, str(error), status_code=422)
+            return preferences_page(request, session, subscriber, token, values, str(error), status_code=422)
         subscriber.paused = form.get("paused") == "1"
         session.add(subscriber)
         record(session, subscriber, "preferences_update", paused=subscriber.paused)
-        return preferences_page(request, session, subscriber, saved=True)
+        return preferences_page(request, session, subscriber, token,
+                                notice="Saved. The next edition uses these preferences.")
+
+
+@router.post("/preferences/{token}/forget")
+def forget_judgement(token: str, request: Request, form: FormData = Depends(verified_form)):
+    """Undo one "more / less like this": the paper no longer steers the ranking and may be picked again."""
+    with session_scope() as session:
+        subscriber, _ = subscriber_for_token(session, "preferences", token)
+        paper_id = str(form.get("paper_id", ""))
+        if not paper_id.isdigit():
+            raise InvalidInput("choose a paper to forget")
+        paper = forget_feedback(session, subscriber, int(paper_id))
+        notice = f"Forgotten: {paper.title}" if paper else "There was nothing to forget: already done."
+        return preferences_page(request, session, subscriber, token, notice=notice)
