@@ -108,3 +108,38 @@ def test_unreadable_dkim_key_fails_before_anything_is_claimed(session, settings,
         send_edition(session, edition, configured(settings, scripted_smtp, dkim_key_path=tmp_path / "missing.pem",
                                                   dkim_selector="s"))
     assert session.exec(select(Delivery.status)).one() == "pending"
+
+
+def test_dkim_canonicalization_survives_awkward_whitespace(dkim_key):
+    """Our signer against dkimpy's verifier on messages a template would never produce: folded headers, tabs,
+    runs of spaces, trailing whitespace, empty lines at the end, no final line break, an empty body."""
+    import dkim
+
+    from newsletter.delivery.dkim_sign import _private_key, signature_header
+
+    key, record = dkim_key
+    head = (b"From: Ada  Lovelace <ada@example.org>\r\nTo:\tgrace@example.org \r\nSubject: a long\r\n\tfolded  subject"
+            b"\r\nDate: Wed, 25 Nov 2026 07:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n"
+            b"List-Unsubscribe: <https://example.org/u/1>\r\n")
+    bodies = [b"plain\r\n", b"trailing spaces   \r\n\ttabbed\tline \r\n\r\n\r\n", b"no final  break", b"",
+              b"=_boundary\r\n" + b"QUJD" * 19 + b"\r\n"]
+    for body in bodies:
+        message = head + b"\r\n" + body
+        signed = signature_header(message, b"s1", b"example.org", _private_key(key)) + message
+        assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record), body
+        assert not dkim.verify(signed.replace(b"Subject: a long", b"Subject: a LONG"), dnsfunc=lambda n, timeout=5: record)
+
+
+def test_a_dkim_key_that_is_not_rsa_or_not_a_key_is_refused_clearly(tmp_path):
+    from newsletter.delivery.dkim_sign import _private_key
+
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(DeliveryError, match="not a usable private key"):
+        _private_key(garbage)
+    if shutil.which("openssl"):
+        ed25519 = tmp_path / "ed25519.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(ed25519)], check=True,
+                       capture_output=True)
+        with pytest.raises(DeliveryError, match="not an RSA key"):
+            _private_key(ed25519)
