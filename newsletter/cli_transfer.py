@@ -23,12 +23,16 @@ def subscribers_import(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; store nothing."),
     format: Optional[str] = typer.Option(None, "--format", help="csv or json (default: from the file)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    update: bool = typer.Option(False, "--update", help="Also set the profile fields the file gives (name, "
+                                "interests, keywords, authors, exclusions, time zone, send hour, frequency) for "
+                                "addresses already present; never their status or consent."),
 ) -> None:
     """Import subscribers from FILE, validating every row; the valid new ones are stored in one transaction.
 
     Columns (only email is required): email, name, status, interests, keywords, followed_authors,
     excluded_keywords, timezone, send_hour, frequency, paused, consent, created_at, confirmed_at, unsubscribed_at.
-    That is what `subscribers export` writes. Addresses already present are left unchanged: importing again is safe.
+    That is what `subscribers export` writes. Addresses already present are left unchanged (importing again is
+    safe) unless --update.
     New subscribers are pending (they must confirm) unless --confirmed.
     A status of pending, unsubscribed, bounced or complained in the file is always kept.
     Each rejected row is listed with its line number and reason, and the exit code is then 1.
@@ -36,7 +40,8 @@ def subscribers_import(
     from subscribers.transfer import import_subscribers
 
     with db.session_scope() as session:
-        report = import_subscribers(session, file, confirmed=confirmed, dry_run=dry_run, format=format)
+        report = import_subscribers(session, file, confirmed=confirmed, dry_run=dry_run, format=format,
+                                    update=update)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -55,7 +60,8 @@ def _print_import(report) -> None:
         console.print(table)
     by_status = ", ".join(f"{n} {status}" for status, n in sorted(report.imported.items())) or "0"
     verb = "would import" if report.dry_run else "imported"
-    console.print(f"{report.rows} rows: {verb} {by_status}; {len(report.already_present)} already present; "
+    updated = f" ({len(report.updated)} profiles {'to update' if report.dry_run else 'updated'})" if report.updated else ""
+    console.print(f"{report.rows} rows: {verb} {by_status}; {len(report.already_present)} already present{updated}; "
                   f"{len(report.rejected)} rejected" + (" (dry run: nothing stored)" if report.dry_run else ""),
                   highlight=False)
 

@@ -2,7 +2,9 @@
 
 Import reads and validates the whole file first, then writes every valid row in one transaction: a bad row is
 reported (line number and reason) and never stops the good ones; a failure while writing leaves nothing written.
-It is idempotent: an address already present is left as it is.
+It is idempotent: an address already present is left as it is, unless `update` asks for its profile fields (name,
+interests, keywords, followed authors, excluded keywords, time zone, send hour, frequency) to be set from the file;
+its status, consent and pause are never changed by a file.
 
 Consent: a row becomes `active` only when the operator passes `confirmed=True` (asserting the people in the file
 agreed); otherwise it is `pending` (double opt-in). A status of `pending`, `unsubscribed`, `bounced` or
@@ -49,6 +51,7 @@ class ImportReport:
     rows: int = 0
     imported: dict[str, int] = field(default_factory=dict)  # by status
     already_present: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # present addresses whose profile the file changed (update=True)
     rejected: list[Rejected] = field(default_factory=list)
     dry_run: bool = False
 
@@ -224,8 +227,9 @@ def _timestamp(value, name: str) -> datetime:
 # ---- importing -----------------------------------------------------------------------------------------------
 
 def import_subscribers(session: Session, path: Path, *, confirmed: bool = False, dry_run: bool = False,
-                       format: str | None = None) -> ImportReport:
-    """Validate every row of `path`, then add the valid new ones in one go (nothing at all with `dry_run`)."""
+                       format: str | None = None, update: bool = False) -> ImportReport:
+    """Validate every row of `path`, then add the valid new ones in one go (nothing at all with `dry_run`); with
+    `update`, also set the profile fields the file gives for addresses already present."""
     report = ImportReport(dry_run=dry_run)
     valid: list[dict] = []
     first_line: dict[str, int] = {}
@@ -244,18 +248,21 @@ def import_subscribers(session: Session, path: Path, *, confirmed: bool = False,
             continue
         first_line[row["email"]] = line
         valid.append(row)
-    _store(session, valid, report)
+    _store(session, valid, report, update)
     return report
 
 
-def _store(session: Session, rows: list[dict], report: ImportReport) -> None:
-    """Add the rows not yet present, all in the caller's transaction (committed, or rolled back, as one)."""
+def _store(session: Session, rows: list[dict], report: ImportReport, update: bool = False) -> None:
+    """Add the rows not yet present (and update present profiles when asked), all in the caller's transaction
+    (committed, or rolled back, as one)."""
     present = _existing(session, [row["email"] for row in rows])
     defaults = _column_defaults()
     new_rows = []
     for row in rows:
         if row["email"] in present:
             report.already_present.append(row["email"])
+            if update and _update_profile(present[row["email"]], row, report.dry_run):
+                report.updated.append(row["email"])
             continue
         new_rows.append({**defaults, **row})
         report.imported[row["status"]] = report.imported.get(row["status"], 0) + 1
@@ -274,11 +281,20 @@ def _column_defaults() -> dict:
     return Subscriber().model_dump(exclude={"id"})
 
 
-def _existing(session: Session, emails: list[str]) -> set[str]:
-    found: set[str] = set()
+def _update_profile(subscriber: Subscriber, row: dict, dry_run: bool) -> bool:
+    """Set the profile fields `row` gives on `subscriber` (unless `dry_run`). True when something differs."""
+    changes = {name: row[name] for name in PROFILE_FIELDS if name in row and getattr(subscriber, name) != row[name]}
+    if not dry_run:
+        for name, value in changes.items():
+            setattr(subscriber, name, value)
+    return bool(changes)
+
+
+def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
+    found: dict[str, Subscriber] = {}
     for start in range(0, len(emails), 500):
         chunk = emails[start:start + 500]
-        found.update(session.exec(select(Subscriber.email).where(Subscriber.email.in_(chunk))))
+        found.update((s.email, s) for s in session.exec(select(Subscriber).where(Subscriber.email.in_(chunk))))
     return found
 
 

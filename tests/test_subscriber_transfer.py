@@ -137,3 +137,40 @@ def test_export_to_stdout_is_importable_csv(session, tmp_path):
     assert output.splitlines()[0].startswith("email,name,status,")
     assert "ada@example.org,,active," in output
     assert run("subscribers", "export", "--format", "xml").exit_code == 1
+
+
+def test_update_sets_the_profiles_of_present_addresses_and_never_their_consent(session, tmp_path):
+    ada = add_active(session, "ada@example.org", "diffusion models", "DDPM")
+    pending = Subscriber(email="waiting@example.org", status="pending", interests="robots")
+    gone = Subscriber(email="gone@example.org", status="active", interests="old")
+    session.add_all([pending, gone])
+    session.commit()
+    unsubscribe(session, gone)
+    session.commit()
+    path = tmp_path / "profiles.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in [
+        {"email": "ada@example.org", "interests": "mixture of experts", "keywords": "MoE, routing", "send_hour": 9},
+        {"email": "waiting@example.org", "status": "active", "interests": "robots"},  # same profile, no consent
+        {"email": "gone@example.org", "status": "active", "timezone": "Asia/Tokyo"},
+        {"email": "new@example.org", "interests": "speech"}]) + "\n")
+
+    plain = json.loads(run("subscribers", "import", path, "--confirmed", "--json").stdout)
+    assert plain["updated"] == [] and len(plain["already_present"]) == 3
+    session.expire_all()
+    assert session.get(Subscriber, ada.id).interests == "diffusion models"  # without --update: left alone
+
+    dry = run("subscribers", "import", path, "--confirmed", "--update", "--dry-run")
+    assert "2 profiles to update" in dry.output
+    session.expire_all()
+    assert session.get(Subscriber, ada.id).interests == "diffusion models"
+
+    report = json.loads(run("subscribers", "import", path, "--confirmed", "--update", "--json").stdout)
+    assert sorted(report["updated"]) == ["ada@example.org", "gone@example.org"]
+    session.expire_all()
+    by_email = {s.email: s for s in session.exec(select(Subscriber))}
+    updated = by_email["ada@example.org"]
+    assert (updated.interests, updated.keywords, updated.send_hour, updated.status) == (
+        "mixture of experts", ["MoE", "routing"], 9, "active")
+    assert by_email["waiting@example.org"].status == "pending"  # a file never confirms anyone
+    assert (by_email["gone@example.org"].status, by_email["gone@example.org"].timezone) == ("unsubscribed",
+                                                                                        "Asia/Tokyo")
