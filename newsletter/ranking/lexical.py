@@ -47,7 +47,11 @@ def interned_ids(strings: Iterable[str]) -> np.ndarray:
                     found = _IDS[string] = len(_STRINGS)
                     _STRINGS.append(string)
         ids.append(found)
-    return np.array(ids, dtype=np.int64)
+    return np.array(ids, dtype=np.int64) if ids else _NO_IDS
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)  # shared by every empty list (most profiles follow no author): read-only
+_NO_IDS.flags.writeable = False
 
 
 def interned_string(string_id: int) -> str:
