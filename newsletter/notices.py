@@ -7,11 +7,12 @@ same SMTP sender. They carry no List-Unsubscribe: they are one-off answers to a 
 from __future__ import annotations
 
 import logging
+import time
 from email.utils import make_msgid
 
 from newsletter.compose import absolute_url, signed_path
 from newsletter.config import Settings
-from newsletter.delivery.smtp import SmtpSender
+from newsletter.delivery.smtp import SmtpSender, TemporaryFailure
 from newsletter.errors import DeliveryError
 from newsletter.log import event
 from newsletter.models import Subscriber
@@ -61,15 +62,33 @@ def _render(*, subject: str, settings: Settings, **context) -> RenderedEmail:
                          text=text_template("email/notice.txt").render(context))
 
 
-def send_notice(subscriber_email: str, rendered: RenderedEmail, settings: Settings) -> bool:
-    """Send one transactional email now. Failures are logged, not raised: the web answer was already given."""
+RETRY_DELAYS = (2.0, 10.0, 30.0)  # seconds before each new attempt after a temporary failure
+
+
+def send_notice(subscriber_email: str, rendered: RenderedEmail, settings: Settings,
+                retry_delays: tuple[float, ...] | None = None) -> bool:
+    """Send one transactional email now, retrying temporary failures (4xx, connection trouble) a few times.
+
+    Failures are logged, not raised: the web answer was already given (the reader can ask again).
+    """
     message = build_message(rendered, sender=settings.from_address, to=subscriber_email,
                             message_id=make_msgid(domain=address_domain(settings.from_address)))
-    try:
-        with SmtpSender(settings) as sender:
-            sender.send(subscriber_email, message)
-    except DeliveryError as error:
-        event(log, "notice not sent", logging.WARNING, to=subscriber_email, subject=rendered.subject, error=str(error))
-        return False
-    event(log, "notice sent", to=subscriber_email, subject=rendered.subject)
-    return True
+    retry_delays = RETRY_DELAYS if retry_delays is None else retry_delays
+    for attempt, delay in enumerate((0.0, *retry_delays), start=1):
+        time.sleep(delay)
+        try:
+            with SmtpSender(settings) as sender:
+                sender.send(subscriber_email, message)
+        except TemporaryFailure as error:
+            event(log, "notice deferred", logging.WARNING, to=subscriber_email, subject=rendered.subject,
+                  attempt=attempt, error=str(error))
+            continue
+        except DeliveryError as error:
+            event(log, "notice not sent", logging.WARNING, to=subscriber_email, subject=rendered.subject,
+                  error=str(error))
+            return False
+        event(log, "notice sent", to=subscriber_email, subject=rendered.subject, attempt=attempt)
+        return True
+    event(log, "notice not sent", logging.WARNING, to=subscriber_email, subject=rendered.subject,
+          error=f"still failing after {len(retry_delays) + 1} attempts")
+    return False

@@ -104,6 +104,7 @@ def settings(tmp_path, database_url, monkeypatch) -> Settings:
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr("newsletter.notices.RETRY_DELAYS", (0.01, 0.01))  # seconds, not the 2 + 10 + 30 of a site
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

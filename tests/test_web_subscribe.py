@@ -258,3 +258,25 @@ def test_two_sign_ups_of_one_new_address_at_once_make_one_subscriber(session, se
     session.commit()
     assert (owed, owed_again) == (consent.CONFIRM, consent.CONFIRM) and first.id == second.id
     assert len(session.exec(select(Subscriber)).all()) == 1
+
+
+def test_a_confirmation_email_the_server_defers_is_retried_and_a_refused_one_is_not(session, settings,
+                                                                                   scripted_smtp, caplog):
+    from newsletter.notices import confirmation_email, send_notice
+    from tests.helpers import configured
+
+    smtp_settings = configured(settings, scripted_smtp)
+    ada = add_active(session, "ada@example.org")
+    scripted_smtp.handler.next_data("451", "drop")  # two temporary failures, then the server accepts
+    assert send_notice(ada.email, confirmation_email(ada, smtp_settings), smtp_settings, retry_delays=(0.01, 0.01))
+    assert [e.rcpt_tos for e in scripted_smtp.handler.accepted] == [["ada@example.org"]]
+    assert scripted_smtp.handler.data_attempts == 3
+
+    scripted_smtp.handler.next_data("554")  # refused: retrying would not help
+    assert not send_notice(ada.email, confirmation_email(ada, smtp_settings), smtp_settings, retry_delays=(0.01,))
+    assert scripted_smtp.handler.data_attempts == 4 and len(scripted_smtp.handler.accepted) == 1
+
+    scripted_smtp.handler.next_data("451", "451")  # still failing when the retries run out
+    assert not send_notice(ada.email, confirmation_email(ada, smtp_settings), smtp_settings, retry_delays=(0.01,))
+    gave_up = [r.fields for r in caplog.records if r.getMessage() == "notice not sent"]
+    assert gave_up[-1]["error"] == "still failing after 2 attempts" and gave_up[-1]["to"] == "ada@example.org"
