@@ -68,15 +68,24 @@ def render_for(subscriber: Subscriber, day: date, picks: list[Recommendation], t
 
 
 def delivery_picks(session: Session, delivery_id: int, papers: dict[int, Paper] | None = None) -> list[Recommendation]:
-    """A planned delivery's picks, best first. `papers` (id -> Paper) is a cache shared by the deliveries of a
-    send run: each paper is loaded once per run rather than once per email."""
-    rows = session.exec(select(Pick.paper_id, Pick.score, Pick.reasons)
-                        .where(Pick.delivery_id == delivery_id).order_by(Pick.position)).all()
+    """A planned delivery's picks, best first."""
+    return picks_of_deliveries(session, [delivery_id], papers).get(delivery_id, [])
+
+
+def picks_of_deliveries(session: Session, delivery_ids: list[int],
+                        papers: dict[int, Paper] | None = None) -> dict[int, list[Recommendation]]:
+    """delivery id -> its picks, best first, in two queries however many deliveries. `papers` (id -> Paper) is a
+    cache shared by a send run: each paper is loaded once per run rather than once per email."""
+    rows = session.exec(select(Pick.delivery_id, Pick.paper_id, Pick.score, Pick.reasons)
+                        .where(Pick.delivery_id.in_(delivery_ids)).order_by(Pick.delivery_id, Pick.position)).all()
     papers = {} if papers is None else papers
-    missing = [paper_id for paper_id, _, _ in rows if paper_id not in papers]
+    missing = list({paper_id for _, paper_id, _, _ in rows if paper_id not in papers})
     if missing:
         papers.update((paper.id, paper) for paper in session.exec(select(Paper).where(Paper.id.in_(missing))))
-    return [Recommendation(papers[paper_id], score, reasons) for paper_id, score, reasons in rows]
+    picks: dict[int, list[Recommendation]] = {}
+    for delivery_id, paper_id, score, reasons in rows:
+        picks.setdefault(delivery_id, []).append(Recommendation(papers[paper_id], score, reasons))
+    return picks
 
 
 def live_picks(session: Session, subscriber: Subscriber, day: date, settings: Settings,
@@ -129,9 +138,3 @@ def message_bytes(rendered: RenderedEmail, subscriber: Subscriber, message_id: s
     to = display_address(subscriber.name, subscriber.email) if subscriber.name else subscriber.email
     return build_message(rendered, sender=settings.from_address, to=to, message_id=message_id,
                          extra_headers=list_headers(subscriber, settings))
-
-
-def compose_delivery(session: Session, edition_id: int, delivery_id: int, subscriber: Subscriber, day: date,
-                     trending_pool: list[Paper], settings: Settings, papers: dict[int, Paper] | None = None) -> bytes:
-    rendered = render_for(subscriber, day, delivery_picks(session, delivery_id, papers), trending_pool, settings)
-    return message_bytes(rendered, subscriber, delivery_message_id(edition_id, delivery_id, settings), settings)

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import Row, update
 from sqlmodel import Session, select
 
-from newsletter.compose import compose_delivery, delivery_message_id, trending_papers
+from newsletter.compose import delivery_message_id, message_bytes, picks_of_deliveries, render_for, trending_papers
 from newsletter.config import Settings
 from newsletter.delivery import ledger
 from newsletter.delivery.dkim_sign import dkim_signer
@@ -26,10 +26,11 @@ from newsletter.delivery.rate import rate_limit_for
 from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.log import event
-from newsletter.models import DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
 
 log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending
+PREFETCH = 100  # rows whose picks and subscribers are loaded together before they are sent
 
 # compose(delivery_id, subscriber_id) -> the message bytes (without DKIM; send signs them)
 Composer = Callable[[int, int], bytes]
@@ -85,7 +86,7 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     if edition is None or edition.status in (EditionStatus.paused, EditionStatus.cancelled):
         return report
     ledger.release_stale(session, edition_id, settings.delivery_lease)
-    run = _Run(session, edition, settings, report, compose or _renderer(session, edition, settings), on_progress,
+    run = _Run(session, edition, settings, report, compose or _Renderer(session, edition, settings), on_progress,
                should_stop)
     deadline = time.monotonic() + wait_for_retries
     try:
@@ -105,16 +106,32 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     return report
 
 
-def _renderer(session: Session, edition: Edition, settings: Settings) -> Composer:
-    trending_pool = trending_papers(session, edition.date, settings)
-    papers = {paper.id: paper for paper in trending_pool}  # loaded once per run, shared by every email
+class _Renderer:
+    """Composes each row's message. The picks and subscribers of the next rows to send are loaded a window at a
+    time (`prefetch`), and the papers once per run, so an email costs no query of its own."""
 
-    def render(delivery_id: int, subscriber_id: int) -> bytes:
-        subscriber = session.get(Subscriber, subscriber_id)
-        return compose_delivery(session, edition.id, delivery_id, subscriber, edition.date, trending_pool, settings,
-                                papers)
+    def __init__(self, session: Session, edition: Edition, settings: Settings):
+        self.session, self.edition, self.settings = session, edition, settings
+        self.trending_pool = trending_papers(session, edition.date, settings)
+        self.papers = {paper.id: paper for paper in self.trending_pool}
+        self.picks: dict[int, list] = {}
+        self.subscribers: dict[int, Subscriber] = {}
 
-    return render
+    def prefetch(self, delivery_ids: list[int]) -> None:
+        self.picks = {delivery_id: [] for delivery_id in delivery_ids}
+        self.picks.update(picks_of_deliveries(self.session, delivery_ids, self.papers))
+        self.subscribers = {subscriber.id: subscriber for subscriber in self.session.exec(
+            select(Subscriber).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.id.in_(delivery_ids)))}
+
+    def __call__(self, delivery_id: int, subscriber_id: int) -> bytes:
+        picks = self.picks.pop(delivery_id, None)
+        if picks is None:  # not prefetched (a retry of a deferred row)
+            picks = picks_of_deliveries(self.session, [delivery_id], self.papers).get(delivery_id, [])
+        subscriber = self.subscribers.get(subscriber_id) or self.session.get(Subscriber, subscriber_id)
+        rendered = render_for(subscriber, self.edition.date, picks, self.trending_pool, self.settings)
+        return message_bytes(rendered, subscriber, delivery_message_id(self.edition.id, delivery_id, self.settings),
+                             self.settings)
 
 
 class _Run:
@@ -136,7 +153,10 @@ class _Run:
     def send_all(self, ids: list[int]) -> bool:
         """Try each row once. False when the run must stop (interrupted, edition paused, server down, ...)."""
         self.consecutive_deferrals = 0
-        for delivery_id in ids:
+        prefetch = getattr(self.compose, "prefetch", None)
+        for position, delivery_id in enumerate(ids):
+            if prefetch and position % PREFETCH == 0:
+                prefetch(ids[position:position + PREFETCH])
             if self.should_stop and self.should_stop():
                 self.report.stopped = "interrupted"
                 return False
