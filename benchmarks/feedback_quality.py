@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ranking_quality import sample_papers  # noqa: E402
+from benchmarks.ranking_quality import paper_vectors, sample_papers  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
 from newsletter.ranking.feedback import FeedbackModel, background_prototypes  # noqa: E402
 
@@ -74,13 +74,7 @@ def main() -> None:
     if not embeddings.semantic_available():
         sys.exit(embeddings.semantic_status())
     papers = sample_papers()
-    if args.vectors and args.vectors.exists():
-        vectors = np.load(args.vectors)
-    else:
-        vectors = embeddings.encode([embeddings.paper_text(p) for p in papers])
-        if args.vectors:
-            np.save(args.vectors, vectors)
-    vectors = vectors.astype(np.float32)
+    vectors = paper_vectors(papers, args.vectors).astype(np.float32)
     texts = [f"{p.title} {p.abstract}".casefold() for p in papers]
 
     sampled = vectors[np.random.default_rng(0).choice(len(vectors), SAMPLED, replace=False)]

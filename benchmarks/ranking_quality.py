@@ -41,6 +41,16 @@ def sample_papers() -> list[Paper]:
     return list(seen.values())
 
 
+def paper_vectors(papers: list[Paper], cache: Path | None = None) -> np.ndarray:
+    """MiniLM vectors of the papers, read from (or saved to) the .npy file `cache` when given."""
+    if cache and cache.exists():
+        return np.load(cache)
+    vectors = embeddings.encode([embeddings.paper_text(p) for p in papers])
+    if cache:
+        np.save(cache, vectors)
+    return vectors
+
+
 def ndcg(ranked: list[str], grades: dict[str, int], k: int = K) -> float:
     gain = sum((2 ** grades.get(t, 0) - 1) / math.log2(r + 2) for r, t in enumerate(ranked[:k]))
     ideal = sum((2 ** g - 1) / math.log2(r + 2) for r, g in enumerate(sorted(grades.values(), reverse=True)[:k]))
@@ -75,12 +85,7 @@ def main() -> None:
         sys.exit(f"judged titles not in the corpus: {missing[:3]}")
 
     started = time.perf_counter()
-    if args.vectors and args.vectors.exists():
-        vectors = np.load(args.vectors)
-    else:
-        vectors = embeddings.encode([embeddings.paper_text(p) for p in papers])
-        if args.vectors:
-            np.save(args.vectors, vectors)
+    vectors = paper_vectors(papers, args.vectors)
     embed_seconds = time.perf_counter() - started
     for paper, vector in zip(papers, vectors):
         paper.embedding, paper.embedding_model = embeddings.to_bytes(vector), embeddings.MODEL_NAME
