@@ -51,10 +51,15 @@ def authors_line(authors: list[str], shown: int = AUTHORS_SHOWN) -> str:
     return ", ".join(authors[:shown]) + " et al."
 
 
+def paper_url(paper: Paper) -> str:
+    """The paper's page: its own URL, else its PDF, else a search for its title."""
+    return paper.url or paper.pdf_url or f"https://huggingface.co/papers?q={paper.title_key.replace(' ', '+')}"
+
+
 def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "", less_url: str = "") -> PaperView:
     return PaperView(
         title=paper.title,
-        url=paper.url or paper.pdf_url or f"https://huggingface.co/papers?q={paper.title_key.replace(' ', '+')}",
+        url=paper_url(paper),
         pdf_url=paper.pdf_url,
         code_url=paper.code_url,
         authors_line=authors_line(paper.authors),

@@ -16,7 +16,7 @@ from newsletter.db import session_scope
 from newsletter.errors import InvalidInput
 from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber
 from newsletter.ranking.feedback import forget_feedback, judged_papers
-from newsletter.render.context import paper_view
+from newsletter.render.context import paper_url
 from newsletter.web import forms
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import page
@@ -68,7 +68,7 @@ class JudgedPaper:
 
 
 def judged(session: Session, subscriber: Subscriber) -> list[JudgedPaper]:
-    return [JudgedPaper(paper.id, paper.title, paper_view(paper).url, kind)
+    return [JudgedPaper(paper.id, paper.title, paper_url(paper), kind)
             for kind, paper in judged_papers(session, subscriber.id)]
 
 
