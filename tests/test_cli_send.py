@@ -167,18 +167,26 @@ class SlowSink(SaveToFolder):
         return await super().handle_DATA(server, session, envelope)
 
 
+SEND = [sys.executable, "-m", "newsletter", "send"]
+
+
+def interrupted_send(sink, env: dict, cwd) -> subprocess.Popen:
+    """A `newsletter send` process, sent SIGINT once the sink has received two messages."""
+    process = subprocess.Popen(SEND, env=env, cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(sink.handler.envelopes) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    return process
+
+
 def test_interrupted_send_resumes_without_duplicates(session, readers, settings, tmp_path):
     """A real `newsletter send` process gets SIGINT mid-run; a second run finishes the edition."""
     with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
         env = {**os.environ, "NEWSLETTER_SMTP_HOST": sink.host, "NEWSLETTER_SMTP_PORT": str(sink.port),
                "NEWSLETTER_LOG_FORMAT": "json"}
-        command = [sys.executable, "-m", "newsletter", "send"]
-        first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
-        deadline = time.monotonic() + 60
-        while len(sink.handler.envelopes) < 2 and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.02)
-        first.send_signal(signal.SIGINT)
+        first = interrupted_send(sink, env, tmp_path)
         out, err = first.communicate(timeout=60)
         assert first.returncode == 130, err
         assert "interrupted after" in err and "Traceback" not in err
@@ -190,7 +198,7 @@ def test_interrupted_send_resumes_without_duplicates(session, readers, settings,
         assert [line["to"] for line in log_lines if line["event"] == "delivery sent"] == \
                [e.rcpt_tos[0] for e in sink.handler.envelopes]
 
-        second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(SEND, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
         assert f"sent {8 - sent_first}," in second.stdout
     messages = received(sink)
@@ -278,13 +286,7 @@ def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_f
 
     with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
         env = {**os.environ, "NEWSLETTER_SMTP_HOST": sink.host, "NEWSLETTER_SMTP_PORT": str(sink.port)}
-        command = [sys.executable, "-m", "newsletter", "send"]
-        first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
-        deadline = time.monotonic() + 60
-        while len(sink.handler.envelopes) < 2 and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.02)
-        first.send_signal(signal.SIGINT)
+        first = interrupted_send(sink, env, tmp_path)
         time.sleep(0.05)
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
@@ -295,7 +297,7 @@ def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_f
         session.exec(update(Delivery).where(Delivery.status == "sending")
                      .values(claimed_at=utcnow() - timedelta(days=1)))  # its lease has long passed
         session.commit()
-        second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(SEND, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
     messages = received(sink)
     assert sorted(set(m["To"] for m in messages)) == sorted(EMAILS)

@@ -173,23 +173,29 @@ def test_a_success_resets_the_soft_bounce_count(session, settings, scripted_smtp
     assert session.get(Subscriber, subscriber.id).soft_bounces == 0
 
 
-def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, scripted_smtp):
-    emails = [f"reader{i}@example.org" for i in range(24)]
-    edition = planned(session, settings, *emails)
-    local = configured(settings, scripted_smtp)
-    scripted_smtp.handler.accept_delay = 0.005  # so that the two senders' runs overlap
+def send_from_two_threads(engine, edition: int, settings) -> list:
+    """Two senders, each with its own session, started together on the same edition; their reports."""
     reports, barrier = [], threading.Barrier(2)
 
     def sender():
-        with Session(db.get_engine(settings.sqlalchemy_url), expire_on_commit=False) as own:
+        with Session(engine, expire_on_commit=False) as own:
             barrier.wait()
-            reports.append(send_edition(own, edition, local))
+            reports.append(send_edition(own, edition, settings))
 
     threads = [threading.Thread(target=sender) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return reports
+
+
+def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, scripted_smtp):
+    emails = [f"reader{i}@example.org" for i in range(24)]
+    edition = planned(session, settings, *emails)
+    local = configured(settings, scripted_smtp)
+    scripted_smtp.handler.accept_delay = 0.005  # so that the two senders' runs overlap
+    reports = send_from_two_threads(db.get_engine(settings.sqlalchemy_url), edition, local)
     ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 24
     # a row the other sender claimed first is skipped (when it was listed before that claim)
@@ -233,18 +239,7 @@ def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, scr
         pg.exec(select(Subscriber).where(Subscriber.email == "reader3@example.org")).one().status = "unsubscribed"
         pg.commit()
     scripted_smtp.handler.accept_delay = 0.005
-    reports, barrier = [], threading.Barrier(2)
-
-    def sender():
-        with Session(engine, expire_on_commit=False) as own:
-            barrier.wait()
-            reports.append(send_edition(own, edition, local))
-
-    threads = [threading.Thread(target=sender) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    reports = send_from_two_threads(engine, edition, local)
     ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 15
     assert sum(r.sent for r in reports) == 15 and all(r.sent for r in reports)
