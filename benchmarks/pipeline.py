@@ -83,7 +83,7 @@ def fresh_database(kind: str, postgres_url: str, folder: Path):
         db.upgrade(url)
         yield url
         return
-    with db.scratch_postgres_database(postgres_url, "newsletter_bench") as url:
+    with scratch_postgres_database(postgres_url, "newsletter_bench") as url:
         yield url
 
 

@@ -34,8 +34,8 @@ from newsletter.config import Settings  # noqa: E402
 from newsletter.render import render_context, render_edition  # noqa: E402
 from newsletter.render.compile import (  # noqa: E402
     clear_value_caches, compile_mjml, compiled_html_template, html_env, template_sources, text_template)
-from newsletter.render.mime import build_message  # noqa: E402
-from newsletter.render.samples import random_edition  # noqa: E402
+from newsletter.delivery.mime import build_message  # noqa: E402
+from tests.support.samples import random_edition  # noqa: E402
 
 SENDER = "Paper Digest <digest@example.org>"
 

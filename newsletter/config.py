@@ -1,30 +1,38 @@
-"""Settings, read from `NEWSLETTER_*` environment variables (and an optional `.env` file)."""
+"""Settings, read from `NEWSLETTER_*` environment variables (and an optional `.env` file).
+
+They are read at the edges only (the CLI's entry, the web app factory, the Celery app: `get_settings`) and passed
+explicitly to everything below, so a function behaves the same whoever calls it. Tests build `Settings(...)`.
+"""
 
 from __future__ import annotations
 
 import secrets
-from enum import Enum
+from enum import Enum, StrEnum
 from datetime import timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class SmtpSecurity(str, Enum):
+class SmtpSecurity(StrEnum):
     none = "none"
     starttls = "starttls"
     ssl = "ssl"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
 
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: a SQLite file in data_dir
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prepended to every Redis key (Celery's queues and results, rate limits), so several deployments (or test
+    # runs) can share one Redis database.
+    redis_key_prefix: str = ""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -75,6 +83,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "text"  # text (key=value) or json
 
+    @field_validator("smtp_ca_file", "dkim_key_path", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value):
+        """`NEWSLETTER_DKIM_KEY_PATH=` (empty) means "not set", not the current directory."""
+        return None if value == "" else value
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'newsletter.db'}"
@@ -86,19 +100,39 @@ class Settings(BaseSettings):
     def source_list(self) -> list[str]:
         return [s.strip() for s in self.sources.split(",") if s.strip()]
 
-    @cached_property
+    @property
     def signing_key(self) -> str:
         """The configured secret, or one generated on first use and kept beside the database."""
-        if self.secret_key:
-            return self.secret_key
-        key_file = self.data_dir / "secret_key"
-        if not key_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(32))
-            key_file.chmod(0o600)
-        return key_file.read_text().strip()
+        return self.secret_key or generated_key(self.data_dir.resolve())
+
+
+@lru_cache(maxsize=16)
+def generated_key(data_dir: Path) -> str:
+    """The signing key kept in data_dir/secret_key, made (mode 0600) the first time one is needed."""
+    key_file = data_dir / "secret_key"
+    if not key_file.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
 
 
 @lru_cache
 def get_settings() -> Settings:
+    """The process's settings, read once from the environment: for long-running edges (Celery workers)."""
     return Settings()
+
+
+def environment_of(settings: Settings) -> dict[str, str]:
+    """`settings` as the NEWSLETTER_* variables that reproduce them in another process (a worker, a CLI run)."""
+    variables = {}
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        key = field.validation_alias if isinstance(field.validation_alias, str) else f"NEWSLETTER_{name.upper()}"
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        if value is not None:
+            variables[key] = str(value)
+    return variables

@@ -1,27 +1,24 @@
-"""Engine, sessions and the migrations entry point."""
+"""Engine, sessions and the migrations entry point. Every function takes the database URL (settings.sqlalchemy_url)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-import uuid
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
-
-from newsletter.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The shared engine for `url` (default: the configured database)."""
-    return _engine_for(url or get_settings().sqlalchemy_url)
+def get_engine(url: str) -> Engine:
+    """The shared engine for `url` (one per URL and process)."""
+    return _engine_for(url)
 
 
 @lru_cache(maxsize=8)
@@ -54,7 +51,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
+def session_scope(url: str) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
     with Session(get_engine(url), expire_on_commit=False) as session:
         try:
@@ -65,22 +62,21 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
             raise
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", (url or get_settings().sqlalchemy_url).replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database schema up to `revision` (creating the SQLite file if needed)."""
-    url = url or get_settings().sqlalchemy_url
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 
 
-def current_revision(url: str | None = None) -> str | None:
+def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with get_engine(url).connect() as connection:
@@ -88,7 +84,7 @@ def current_revision(url: str | None = None) -> str | None:
 
 
 @contextmanager
-def throwaway_session(url: str | None = None) -> Iterator[Session]:
+def throwaway_session(url: str) -> Iterator[Session]:
     """A session whose every write, savepoints included, is rolled back at the end (for dry runs)."""
     engine = get_engine(url)
     with engine.connect() as connection:
@@ -101,29 +97,3 @@ def throwaway_session(url: str | None = None) -> Iterator[Session]:
             finally:
                 session.rollback()
                 connection.rollback()
-
-
-@contextmanager
-def scratch_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new database named `prefix_<random>` on `server_url`'s server, migrated to head and dropped on exit.
-
-    For tests and benchmarks. Connection problems surface as sqlalchemy.exc.OperationalError on entry.
-    """
-    server = make_url(server_url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except BaseException:
-        admin.dispose()
-        raise
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

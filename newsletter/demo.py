@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from newsletter import db
-from newsletter.config import Settings
-from newsletter.ingest import ingest, sample_sources
-from newsletter.ingest.store import IngestResult
-from newsletter.models import SubscriberStatus
-from newsletter.pipeline import DailyReport, run_daily
+from newsletter import db, jobs
+from newsletter.clock import today
+from newsletter.compose import picks_of_deliveries
+from newsletter.config import SmtpSecurity, Settings
+from newsletter.models import Delivery, Subscriber, SubscriberStatus
 from newsletter.sink import SmtpSink
 from subscribers.profiles import add_subscriber, find_subscriber
 
@@ -42,8 +41,8 @@ SAMPLE_SUBSCRIBERS = [
 @dataclass
 class DemoReport:
     outbox: Path
-    ingested: list[IngestResult]
-    daily: DailyReport
+    ingested: list[jobs.SourceOutcome]
+    daily: jobs.DailyReport
     new_subscribers: int
 
 
@@ -57,14 +56,25 @@ def add_sample_subscribers(session: Session) -> int:
 
 
 def run_demo(settings: Settings, day: date | None = None) -> DemoReport:
-    day = day or datetime.now(timezone.utc).date()
+    day = day or today()
     db.upgrade(settings.sqlalchemy_url)
     outbox = settings.data_dir / "outbox"
+    ingested = jobs.ingest_sources(settings, jobs.expand_sources(["sample"]))
     with db.session_scope(settings.sqlalchemy_url) as session:
-        ingested = [ingest(session, source) for source in sample_sources()]
         added = add_sample_subscribers(session)
     with SmtpSink(outbox) as sink, db.session_scope(settings.sqlalchemy_url) as session:
         local = settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port,
-                                           "smtp_username": "", "smtp_security": "none"})
-        daily = run_daily(session, day, local)
+                                           "smtp_username": "", "smtp_security": SmtpSecurity.none})
+        daily = jobs.run_daily(session, day, local)
     return DemoReport(outbox=outbox, ingested=ingested, daily=daily, new_subscribers=added)
+
+
+def summary_rows(settings: Settings, edition_id: int) -> list[tuple[str, str, str]]:
+    """(address, delivery status, top paper) for each subscriber: the demo's closing table."""
+    with db.session_scope(settings.sqlalchemy_url) as session:
+        rows = session.exec(select(Subscriber, Delivery).join(
+            Delivery, (col(Delivery.subscriber_id) == Subscriber.id) & (col(Delivery.edition_id) == edition_id),
+            isouter=True).order_by(col(Subscriber.id))).all()
+        picks = picks_of_deliveries(session, [d.id for _, d in rows if d is not None and d.id is not None])
+        return [(s.email, d.status if d else s.status,
+                 picks[d.id][0].paper.title if d is not None and picks.get(d.id) else "-") for s, d in rows]

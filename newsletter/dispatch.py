@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timezone
+from collections.abc import Sequence
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
+from newsletter.batching import IN_CLAUSE, chunked
 from newsletter.config import Settings
 from newsletter.log import event
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
 
 log = logging.getLogger("newsletter.dispatch")
-
-
-def chunked(ids: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield list(ids[start:start + size])
 
 
 def due_subscribers(session: Session, now: datetime, settings: Settings) -> dict[date, list[int]]:
@@ -100,15 +96,6 @@ def take_lost(session: Session, now: datetime, settings: Settings) -> dict[int, 
 
 def mark_queued(session: Session, ids: Sequence[int], now: datetime) -> None:
     """Record that a send task now holds these rows (the tick hands them out again only a lease later)."""
-    for chunk in chunked(ids, 500):
+    for chunk in chunked(ids, IN_CLAUSE):
         session.exec(update(Delivery).where(Delivery.id.in_(chunk)).values(queued_at=now)
                      .execution_options(synchronize_session=False))
-
-
-def utc(moment: datetime | str | None) -> datetime:
-    """An aware UTC datetime from an ISO string (naive = UTC), a datetime, or None (now)."""
-    if moment is None:
-        return datetime.now(timezone.utc)
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

@@ -8,10 +8,11 @@ Cancelling is final: the rows still pending are marked `skipped` with the reason
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
@@ -37,12 +38,28 @@ def find_edition(session: Session, key: str | int) -> Edition:
 
 def delivery_counts(session: Session, edition_id: int | None = None) -> dict[str, int]:
     """Deliveries by status (every status present, zero when none), for one edition or all."""
-    query = select(Delivery.status, func.count()).group_by(Delivery.status)
+    query = select(Delivery.status, func.count()).group_by(col(Delivery.status))
     if edition_id is not None:
         query = query.where(Delivery.edition_id == edition_id)
-    counts = {status.value: 0 for status in DeliveryStatus}
-    counts.update({status: count for status, count in session.exec(query)})
+    counts = _zero_counts()
+    counts.update({status.value: count for status, count in session.exec(query)})
     return counts
+
+
+def delivery_counts_of(session: Session, edition_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Deliveries by status for each of these editions, in one query."""
+    counts = {edition_id: _zero_counts() for edition_id in edition_ids}
+    if counts:
+        rows = session.exec(select(Delivery.edition_id, Delivery.status, func.count())
+                            .where(col(Delivery.edition_id).in_(edition_ids))
+                            .group_by(col(Delivery.edition_id), col(Delivery.status)))
+        for edition_id, status, count in rows:
+            counts[edition_id][status.value] = count
+    return counts
+
+
+def _zero_counts() -> dict[str, int]:
+    return {status.value: 0 for status in DeliveryStatus}
 
 
 def pause_edition(session: Session, edition: Edition) -> bool:

@@ -1,4 +1,9 @@
-"""Planning an edition: rank every active subscriber once and record their picks as a pending delivery."""
+"""Planning an edition: rank every active subscriber once and record their picks as a pending delivery.
+
+An edition takes new deliveries only while it is open (planned or sending): once paused or cancelled by an
+operator, planning refuses it (EditionClosed), whoever plans (the CLI, a send tick, the demo), so no pending row
+ever lands in an edition that nothing will send.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from newsletter.batching import chunked
 from newsletter.config import Settings
-from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber, SubscriberStatus
+from newsletter.errors import EditionClosed
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Pick, Subscriber, SubscriberStatus
 from newsletter.ranking import load_pool, profiles_for
 from newsletter.ranking.score import CHUNK, THREADS
+
+CLOSED = (EditionStatus.paused, EditionStatus.cancelled)
 
 
 @dataclass
@@ -36,9 +45,23 @@ def get_or_create_edition(session: Session, day: date) -> Edition:
     return edition
 
 
+def require_open(edition: Edition) -> None:
+    """Raise EditionClosed when an operator paused or cancelled the edition."""
+    if edition.status == EditionStatus.paused:
+        raise EditionClosed(edition.id, f"edition {edition.id} ({edition.date}) is paused; "
+                                        f"`newsletter editions resume {edition.id}` continues it")
+    if edition.status == EditionStatus.cancelled:
+        raise EditionClosed(edition.id, f"edition {edition.id} ({edition.date}) is cancelled; nothing more is sent")
+
+
 def plan_edition(session: Session, day: date, settings: Settings, only: list[int] | None = None) -> PlanReport:
-    """Create the missing delivery rows (with picks) of `day`'s edition. Safe to run again: planned rows stay."""
+    """Create the missing delivery rows (with picks) of `day`'s edition. Safe to run again: planned rows stay.
+
+    Raises EditionClosed when the edition is paused or cancelled.
+    """
     edition = get_or_create_edition(session, day)
+    require_open(edition)
+    assert edition.id is not None
     report = PlanReport(edition_id=edition.id)
     planned_for = set(session.exec(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
     query = (select(Subscriber).where(Subscriber.status == SubscriberStatus.active, Subscriber.paused == False)  # noqa: E712
@@ -48,11 +71,9 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
     subscribers = list(session.exec(query))
     report.already_planned = sum(1 for s in subscribers if s.id in planned_for)
     todo = [s for s in subscribers if s.id not in planned_for]
-    pool = load_pool(session, day, settings.candidate_days)
-    batch = CHUNK * THREADS  # one chunk of subscribers per ranking thread
-    for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        ranked = pool.rank_many(profiles_for(session, chunk), settings.papers_per_email, chunk=CHUNK)
+    pool = load_pool(session, day, settings)
+    for chunk in chunked(todo, CHUNK * THREADS):  # one chunk of subscribers per ranking thread
+        ranked = pool.rank_many(profiles_for(session, chunk, settings), settings.papers_per_email, chunk=CHUNK)
         _add_deliveries(session, edition.id, list(zip(chunk, ranked)), report)
     session.flush()
     return report
@@ -64,7 +85,7 @@ def _add_deliveries(session: Session, edition_id: int, planned: list[tuple[Subsc
     deliveries = [Delivery(edition_id=edition_id, subscriber_id=subscriber.id) for subscriber, _ in planned]
     for delivery, (_, picks) in zip(deliveries, planned):
         if not picks:
-            delivery.status = DeliveryStatus.skipped.value
+            delivery.status = DeliveryStatus.skipped
             delivery.error = "no new papers matched"
     report.planned += sum(1 for _, picks in planned if picks)
     report.nothing_new += sum(1 for _, picks in planned if not picks)

@@ -22,6 +22,14 @@ class NotFound(NewsletterError):
     """The named subscriber, paper or edition does not exist."""
 
 
+class EditionClosed(InvalidInput):
+    """An operator paused or cancelled the edition: nothing more is planned or sent for it until resumed."""
+
+    def __init__(self, edition_id: int, message: str):
+        super().__init__(message)
+        self.edition_id = edition_id
+
+
 class BadToken(NewsletterError):
     """A signed link was tampered with, expired, or meant for something else."""
 

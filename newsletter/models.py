@@ -1,24 +1,23 @@
 """Tables. Declared once here; the schema itself is created and changed only by Alembic migrations.
 
-Statuses are stored as plain strings (portable across SQLite and PostgreSQL, no native enum types);
-the `str` enums below name the allowed values.
+Statuses are enums in Python and plain VARCHAR(20) strings in the database (portable across SQLite and
+PostgreSQL, no native enum types): a row read back carries enum members, and writing a value outside the enum
+fails at flush instead of storing a typo.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import datetime
+from enum import Enum, StrEnum
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, String, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from newsletter.clock import utcnow
 
 
-class SubscriberStatus(str, Enum):
+class SubscriberStatus(StrEnum):
     pending = "pending"
     active = "active"
     unsubscribed = "unsubscribed"
@@ -26,7 +25,7 @@ class SubscriberStatus(str, Enum):
     complained = "complained"
 
 
-class EditionStatus(str, Enum):
+class EditionStatus(StrEnum):
     planned = "planned"
     sending = "sending"
     paused = "paused"
@@ -34,12 +33,33 @@ class EditionStatus(str, Enum):
     done = "done"
 
 
-class DeliveryStatus(str, Enum):
+class DeliveryStatus(StrEnum):
     pending = "pending"  # planned, not yet claimed by a sender
     sending = "sending"  # claimed; the server has not accepted it yet
     sent = "sent"  # the SMTP server accepted it
     failed = "failed"  # permanently refused or out of retries
     skipped = "skipped"  # suppressed at send time (unsubscribed, bounced, ...)
+
+
+class StatusType(TypeDecorator):
+    """A str enum stored as its value in a VARCHAR(20) column (no database enum type, no CHECK constraint)."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def __init__(self, enum: type[Enum]):
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value  # a value outside the enum raises ValueError
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
+
+
+def status_column(enum: type[Enum], default: Enum, index: bool = False) -> Column:
+    return Column(StatusType(enum), nullable=False, default=default.value, index=index)
 
 
 class Paper(SQLModel, table=True):
@@ -67,7 +87,8 @@ class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(index=True, unique=True)  # normalized: see subscribers.profiles.normalize_email
     name: str = ""
-    status: str = Field(default=SubscriberStatus.pending.value, index=True, max_length=20)
+    status: SubscriberStatus = Field(default=SubscriberStatus.pending,
+                                     sa_column=status_column(SubscriberStatus, SubscriberStatus.pending, index=True))
     interests: str = ""
     keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     followed_authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -90,7 +111,8 @@ class Subscriber(SQLModel, table=True):
 class Edition(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     date: dt.date = Field(index=True, unique=True)
-    status: str = Field(default=EditionStatus.planned.value, max_length=20)
+    status: EditionStatus = Field(default=EditionStatus.planned,
+                                  sa_column=status_column(EditionStatus, EditionStatus.planned))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -102,7 +124,8 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     edition_id: int = Field(foreign_key="edition.id", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
-    status: str = Field(default=DeliveryStatus.pending.value, index=True, max_length=20)
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending,
+                                   sa_column=status_column(DeliveryStatus, DeliveryStatus.pending, index=True))
     message_id: str | None = None
     attempts: int = 0
     error: str | None = None

@@ -10,15 +10,15 @@ import logging
 import time
 from email.utils import make_msgid
 
-from newsletter.compose import absolute_url, signed_path
 from newsletter.config import Settings
+from newsletter.delivery.mime import address_domain, build_message
 from newsletter.delivery.smtp import SmtpSender, TemporaryFailure
 from newsletter.errors import DeliveryError
+from newsletter.links import signed_url
 from newsletter.log import event
 from newsletter.models import Subscriber
 from newsletter.render import RenderedEmail, one_line
 from newsletter.render.compile import compiled_html_template, text_template
-from newsletter.render.mime import address_domain, build_message
 
 log = logging.getLogger("newsletter.notices")
 
@@ -30,7 +30,7 @@ def confirmation_email(subscriber: Subscriber, settings: Settings) -> RenderedEm
         lines=[f"Someone, hopefully you, asked to send Paper Digest to {subscriber.email}.",
                "Confirm with the button below and your first edition arrives at the next send time you chose."],
         button_label="Confirm my subscription",
-        button_url=absolute_url(signed_path("confirm", subscriber, settings), settings),
+        button_url=signed_url("confirm", subscriber, settings),
         footnote="If you did not ask for this, ignore this email: nothing will be sent without your confirmation. "
                  "The link works for 7 days.",
         settings=settings,
@@ -48,7 +48,7 @@ def manage_email(subscriber: Subscriber, settings: Settings, already_subscribed:
         lines=[first, "To change your interests, how often you get the digest, or to unsubscribe, "
                       "open your preferences."],
         button_label="Manage preferences",
-        button_url=absolute_url(signed_path("preferences", subscriber, settings), settings),
+        button_url=signed_url("preferences", subscriber, settings),
         footnote="If you did not ask for this, you can ignore this email.",
         settings=settings,
     )

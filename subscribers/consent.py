@@ -7,9 +7,11 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from newsletter.config import Settings
 from newsletter.errors import BadToken, ExpiredToken, InvalidInput
 from newsletter.log import event
-from newsletter.models import Event, Subscriber, SubscriberStatus, utcnow
+from newsletter.clock import utcnow
+from newsletter.models import Event, Subscriber, SubscriberStatus
 from subscribers.profiles import add_subscriber, find_subscriber, normalize_email, validated_profile
 from subscribers.tokens import read_token, token_matches
 
@@ -20,18 +22,18 @@ CONFIRM, MANAGE = "confirm", "manage"
 _OWED = {SubscriberStatus.pending: CONFIRM, SubscriberStatus.unsubscribed: CONFIRM, SubscriberStatus.active: MANAGE}
 
 
-def subscriber_for_token(session: Session, purpose: str, token: str) -> tuple[Subscriber, dict]:
-    payload = read_token(purpose, token)
+def subscriber_for_token(session: Session, purpose: str, token: str, settings: Settings) -> tuple[Subscriber, dict]:
+    payload = read_token(purpose, token, settings)
     subscriber = session.get(Subscriber, payload["s"])
     if subscriber is None or not token_matches(payload, subscriber.email):
         raise BadToken("this link does not belong to a current subscription")
     return subscriber, payload
 
 
-def subscriber_for_any_age_token(session: Session, purpose: str, token: str) -> Subscriber:
+def subscriber_for_any_age_token(session: Session, purpose: str, token: str, settings: Settings) -> Subscriber:
     """Like subscriber_for_token, but an expired (still genuine) token is accepted: for "send me a new link"."""
     try:
-        return subscriber_for_token(session, purpose, token)[0]
+        return subscriber_for_token(session, purpose, token, settings)[0]
     except ExpiredToken as expired:
         subscriber = session.get(Subscriber, expired.payload["s"])
         if subscriber is None or not token_matches(expired.payload, subscriber.email):
@@ -76,7 +78,7 @@ def unsubscribe(session: Session, subscriber: Subscriber, **detail) -> bool:
     """
     if subscriber.status == SubscriberStatus.unsubscribed:
         return False
-    subscriber.status = SubscriberStatus.unsubscribed.value
+    subscriber.status = SubscriberStatus.unsubscribed
     subscriber.unsubscribed_at = utcnow()
     session.add(subscriber)
     record(session, subscriber, "unsubscribe", **detail)
@@ -88,7 +90,7 @@ def confirm(session: Session, subscriber: Subscriber) -> bool:
     """Activate a pending (or returning) subscriber: double opt-in. Bounced addresses stay suppressed."""
     if subscriber.status in (SubscriberStatus.active, SubscriberStatus.bounced, SubscriberStatus.complained):
         return False
-    subscriber.status = SubscriberStatus.active.value
+    subscriber.status = SubscriberStatus.active
     subscriber.confirmed_at = utcnow()
     subscriber.unsubscribed_at = None
     subscriber.consent = "double-opt-in"

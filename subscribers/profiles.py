@@ -10,7 +10,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.clock import utcnow
+from newsletter.models import Subscriber, SubscriberStatus
 
 FREQUENCIES = ("daily", "weekly")
 _CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}

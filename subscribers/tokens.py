@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
-from newsletter.config import Settings, get_settings
+from newsletter.config import Settings
 from newsletter.errors import BadToken, ExpiredToken
 
 PURPOSES = ("unsubscribe", "confirm", "preferences", "feedback", "view")
@@ -46,15 +46,14 @@ def _fingerprint(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()[:12]
 
 
-def make_token(purpose: str, subscriber_id: int, email: str, extra: dict | None = None,
-               settings: Settings | None = None) -> str:
+def make_token(purpose: str, subscriber_id: int, email: str, settings: Settings, extra: dict | None = None) -> str:
     payload = {"s": subscriber_id, "e": _fingerprint(email), **(extra or {})}
-    return _serializer(purpose, settings or get_settings()).dumps(payload)
+    return _serializer(purpose, settings).dumps(payload)
 
 
-def read_token(purpose: str, token: str, settings: Settings | None = None, max_age: int | None = None) -> dict:
+def read_token(purpose: str, token: str, settings: Settings, max_age: int | None = None) -> dict:
     """The payload of a valid token for `purpose`. Raises BadToken when tampered, expired or for another purpose."""
-    serializer = _serializer(purpose, settings or get_settings())
+    serializer = _serializer(purpose, settings)
     try:
         payload = serializer.loads(token, max_age=max_age or MAX_AGE.get(purpose))
     except SignatureExpired as error:

@@ -25,8 +25,10 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from newsletter.batching import IN_CLAUSE, chunked
 from newsletter.errors import InvalidInput
-from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.clock import utcnow
+from newsletter.models import Subscriber, SubscriberStatus
 from subscribers.profiles import normalize_email, reject_control_chars, validated_profile
 
 FIELDS = ("email", "name", "status", "interests", "keywords", "followed_authors", "excluded_keywords", "timezone",
@@ -183,10 +185,10 @@ def _status_fields(given: str, confirmed: bool, consent: str, times: dict) -> di
         fields.update(status=status.value, consent=consent, confirmed_at=times.get("confirmed_at"),
                       unsubscribed_at=times.get("unsubscribed_at", now))
     elif confirmed and status != SubscriberStatus.pending:
-        fields.update(status=SubscriberStatus.active.value, consent=consent or OPERATOR_ASSERTED,
+        fields.update(status=SubscriberStatus.active, consent=consent or OPERATOR_ASSERTED,
                       confirmed_at=times.get("confirmed_at", now))
     else:
-        fields.update(status=SubscriberStatus.pending.value, consent="")
+        fields.update(status=SubscriberStatus.pending, consent="")
     return fields
 
 
@@ -292,8 +294,7 @@ def _update_profile(subscriber: Subscriber, row: dict, dry_run: bool) -> bool:
 
 def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
     found: dict[str, Subscriber] = {}
-    for start in range(0, len(emails), 500):
-        chunk = emails[start:start + 500]
+    for chunk in chunked(emails, IN_CLAUSE):
         found.update((s.email, s) for s in session.exec(select(Subscriber).where(Subscriber.email.in_(chunk))))
     return found
 
@@ -305,14 +306,21 @@ def export_rows(session: Session, status: str | None = None) -> list[dict]:
     query = select(Subscriber).order_by(Subscriber.id)
     if status:
         query = query.where(Subscriber.status == status)
-    return [_export_row(subscriber) for subscriber in session.exec(query)]
+    return [export_row(subscriber) for subscriber in session.exec(query)]
 
 
-def _export_row(subscriber: Subscriber) -> dict:
+def export_row(subscriber: Subscriber) -> dict:
+    """The subscriber's FIELDS, JSON-ready (what `import` reads back)."""
     row = {name: getattr(subscriber, name) for name in FIELDS}
     for name in TIME_FIELDS:
         row[name] = row[name].astimezone(timezone.utc).isoformat() if row[name] else None
     return row
+
+
+def listing_row(subscriber: Subscriber) -> dict:
+    """What `subscribers list --json` shows: the id, the exported fields and the soft-bounce count (never the
+    stored profile embedding)."""
+    return {"id": subscriber.id, **export_row(subscriber), "soft_bounces": subscriber.soft_bounces}
 
 
 def write_rows(rows: Iterable[dict], stream, format: str = "csv") -> None:

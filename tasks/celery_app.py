@@ -10,8 +10,7 @@ from tasks.schedule import beat_schedule
 VISIBILITY_TIMEOUT = 6 * 3600  # longer than any task, so Redis never re-delivers a task that is still running
 
 
-def create_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
+def create_celery(settings: Settings) -> Celery:
     celery = Celery("newsletter", broker=settings.redis_url, backend=settings.redis_url, include=["tasks.tasks"])
     celery.conf.update(
         task_serializer="json",
@@ -20,8 +19,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,  # a task lost with its worker is run again; the ledger makes that safe
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
-        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options=_transport_options(settings),
+        result_backend_transport_options=_transport_options(settings),
         result_expires=24 * 3600,
         timezone="UTC",
         enable_utc=True,
@@ -31,4 +30,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
     return celery
 
 
-app = create_celery()
+def _transport_options(settings: Settings) -> dict:
+    options: dict = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    if settings.redis_key_prefix:
+        options["global_keyprefix"] = settings.redis_key_prefix
+    return options
+
+
+app = create_celery(get_settings())  # the workers' edge: settings from the environment

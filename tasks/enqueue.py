@@ -9,6 +9,7 @@ from __future__ import annotations
 import redis
 from kombu.utils.url import sanitize_url
 
+from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 
@@ -30,8 +31,8 @@ def enqueue_send(settings: Settings, edition_id: int, delivery_ids: list[int],
     from tasks.celery_app import create_celery
 
     celery = create_celery(settings)
-    return [celery.send_task(SEND_BATCH, args=[edition_id, delivery_ids[start:start + batch_size]], retry=False).id
-            for start in range(0, len(delivery_ids), batch_size)]
+    return [celery.send_task(SEND_BATCH, args=[edition_id, batch], retry=False).id
+            for batch in chunked(delivery_ids, batch_size)]
 
 
 def check_broker(url: str, timeout: float = 3.0) -> None:

@@ -1,4 +1,4 @@
-"""Thin Celery wrappers: each task opens a session and calls the core with plain ids, dates and ISO times.
+"""Thin Celery wrappers over newsletter.jobs: plain ids, dates and ISO times in, JSON-ready dicts out.
 
 Every task may run twice (redelivery after a lost worker, a retry, a second beat): the delivery ledger decides
 what is sent, so a second run sends nothing already sent. Names and signatures (other code enqueues them by name):
@@ -13,7 +13,8 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
   when None).
 - `tasks.tasks.enqueue_edition(day=None)`: plan everyone for `day` (default: today, UTC) and fan out the sending,
   ignoring send hours (an operator's "send this edition now").
-- `tasks.tasks.ingest_sources()`: ingest `NEWSLETTER_SOURCES` (beat: `NEWSLETTER_INGEST_SCHEDULE`).
+- `tasks.tasks.ingest_sources()`: ingest `NEWSLETTER_SOURCES` (beat: `NEWSLETTER_INGEST_SCHEDULE`); a source that
+  fails is logged and reported, and the others are ingested all the same.
 - `tasks.tasks.process_bounces()`: read `NEWSLETTER_BOUNCE_MAILBOX` (bounces, complaints, mailto: unsubscribes);
   beat runs it every `NEWSLETTER_BOUNCE_CHECK_SECONDS` when the mailbox is set. Safe to run again.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
@@ -26,89 +27,79 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-
-from newsletter import dispatch
-from newsletter.config import get_settings
+from newsletter import jobs
+from newsletter.batching import chunked
+from newsletter.clock import today, utc
+from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.delivery import ledger
 from newsletter.delivery.send import send_edition
-from newsletter.editions import plan_edition
-from newsletter.ingest import ingest, sample_sources
+from newsletter.errors import EditionClosed
 from newsletter.log import event
 from tasks.celery_app import app
 
 log = logging.getLogger("newsletter.tasks")
-PLAN_ATTEMPTS = 3  # a concurrent planner of the same rows makes an attempt fail on the unique key; re-planning skips them
+
+
+def _settings() -> Settings:
+    """The workers' settings: read from the environment once per process (the edge of the system)."""
+    return get_settings()
 
 
 def _day(value: str | None) -> date:
-    return date.fromisoformat(value) if value else dispatch.utc(None).date()
+    return date.fromisoformat(value) if value else today()
 
 
 @app.task
 def ingest_sources() -> list[dict]:
-    settings = get_settings()
-    sources = [s for name in settings.source_list() for s in (sample_sources() if name == "sample" else [name])]
-    results = []
-    for source in sources:
-        with session_scope() as session:
-            results.append(asdict(ingest(session, source)))
-    return results
+    settings = _settings()
+    outcomes = jobs.ingest_sources(settings, jobs.expand_sources(settings.source_list()))
+    return [{"source": o.source, "error": o.error, **(asdict(o.result) if o.result else {})} for o in outcomes]
 
 
 @app.task
 def send_tick(now: str | None = None) -> dict:
-    settings = get_settings()
-    moment = dispatch.utc(now)
-    with session_scope() as session:
-        due = dispatch.due_subscribers(session, moment, settings)
-    plans = [plan_batch.delay(day.isoformat(), chunk).id
-             for day, ids in due.items() for chunk in dispatch.chunked(ids, settings.send_batch_size)]
-    with session_scope() as session:
-        released = ledger.release_stale(session, None, settings.delivery_lease)
-        lost = dispatch.take_lost(session, moment, settings)
-    sends = _fan_out(lost, settings.send_batch_size)
-    report = {"now": moment.isoformat(), "due": sum(map(len, due.values())), "released": released,
-              "requeued": sum(map(len, lost.values())), "plan_batches": plans, "send_batches": sends}
-    event(log, "send tick", now=report["now"], due=report["due"], released=released, requeued=report["requeued"])
+    settings = _settings()
+    moment = utc(now)
+    found = jobs.tick(settings, moment)
+    plans = [plan_batch.delay(day.isoformat(), batch).id
+             for day, ids in found.due.items() for batch in chunked(ids, settings.send_batch_size)]
+    sends = _fan_out(found.lost, settings.send_batch_size)
+    report = {"now": moment.isoformat(), "due": sum(map(len, found.due.values())), "released": found.released,
+              "requeued": sum(map(len, found.lost.values())), "plan_batches": plans, "send_batches": sends}
+    event(log, "send tick", now=report["now"], due=report["due"], released=found.released,
+          requeued=report["requeued"])
     return report
 
 
 @app.task
 def plan_batch(day: str, subscriber_ids: list[int]) -> dict:
-    settings = get_settings()
-    for attempt in range(1, PLAN_ATTEMPTS + 1):
-        try:
-            with session_scope() as session:
-                planned = plan_edition(session, _day(day), settings, only=subscriber_ids)
-            break
-        except IntegrityError:
-            if attempt == PLAN_ATTEMPTS:
-                raise
-    with session_scope() as session:
-        ids = dispatch.take_unqueued(session, planned.edition_id, subscriber_ids, dispatch.utc(None))
-    sends = _fan_out({planned.edition_id: ids}, settings.send_batch_size)
-    return {**asdict(planned), "send_batches": sends}
+    settings = _settings()
+    try:
+        planned, ids = jobs.plan_batch(settings, _day(day), subscriber_ids)
+    except EditionClosed as closed:  # paused or cancelled by an operator: nothing is planned into it
+        event(log, "edition closed: nothing planned", edition=closed.edition_id, reason=str(closed))
+        return {"edition_id": closed.edition_id, "closed": str(closed), "send_batches": []}
+    return {**asdict(planned), "send_batches": _fan_out({planned.edition_id: ids}, settings.send_batch_size)}
 
 
 @app.task
 def send_batch(edition_id: int, delivery_ids: list[int] | None = None) -> dict:
-    with session_scope() as session:
+    settings = _settings()
+    with session_scope(settings.sqlalchemy_url) as session:
         if delivery_ids is not None:  # a batch run again (redelivered, re-queued) is mostly sent: skip those at once
             still_pending = ledger.pending_ids(session, edition_id, among=delivery_ids, due_only=False)
             if not still_pending:
                 return {"edition_id": edition_id, "sent": 0, "skipped": len(delivery_ids)}
-        return asdict(send_edition(session, edition_id, get_settings(), delivery_ids=delivery_ids))
+        return asdict(send_edition(session, edition_id, settings, delivery_ids=delivery_ids))
 
 
 @app.task
 def enqueue_edition(day: str | None = None) -> dict:
-    settings = get_settings()
-    with session_scope() as session:
-        planned = plan_edition(session, _day(day), settings)
-    with session_scope() as session:
-        lost = dispatch.take_lost(session, dispatch.utc(None), settings)  # this edition's new rows, and any lost
+    settings = _settings()
+    with session_scope(settings.sqlalchemy_url) as session:
+        planned = jobs.plan(session, _day(day), settings)
+    lost = jobs.take_pending(settings, utc(None))  # this edition's new rows, and any lost
     return {**asdict(planned), "send_batches": _fan_out(lost, settings.send_batch_size)}
 
 
@@ -116,15 +107,16 @@ def enqueue_edition(day: str | None = None) -> dict:
 def process_bounces() -> dict:
     from newsletter.delivery.bounces import process_mailbox
 
-    settings = get_settings()
-    with session_scope() as session:
+    settings = _settings()
+    with session_scope(settings.sqlalchemy_url) as session:
         return asdict(process_mailbox(session, Path(settings.bounce_mailbox), settings))
 
 
 @app.task
 def plan(day: str | None = None) -> dict:
-    with session_scope() as session:
-        return asdict(plan_edition(session, _day(day), get_settings()))
+    settings = _settings()
+    with session_scope(settings.sqlalchemy_url) as session:
+        return asdict(jobs.plan(session, _day(day), settings))
 
 
 @app.task
@@ -136,5 +128,4 @@ def daily(day: str | None = None) -> dict:
 
 def _fan_out(rows: dict[int, list[int]], size: int) -> list[str]:
     """One send_batch task per chunk of delivery ids; returns the task ids."""
-    return [send_batch.delay(edition_id, chunk).id
-            for edition_id, ids in rows.items() for chunk in dispatch.chunked(ids, size)]
+    return [send_batch.delay(edition_id, batch).id for edition_id, ids in rows.items() for batch in chunked(ids, size)]

@@ -1,9 +1,17 @@
-"""Shared fixtures: each test gets its own empty migrated database, settings, and (when asked) a real SMTP sink.
+"""Shared fixtures: each test gets its own empty migrated database, its own `Settings` object (semantic ranking
+on, the default), and when asked a real SMTP sink, a real web server, a real browser or its own Redis database.
 
 The database is SQLite (a copy of one migrated file per test) unless NEWSLETTER_TEST_POSTGRES_URL names a
 PostgreSQL server: then the session migrates one fresh database there once, every test starts from truncated
-tables, and the database is dropped at the end. Tests that need Redis use NEWSLETTER_TEST_REDIS_URL (default
-db 6 of the local server). A service that cannot be reached skips those tests, or fails them when CI is set.
+tables, and the database is dropped at the end. Tests that need Redis get the database of
+NEWSLETTER_TEST_REDIS_URL (default db 6 of the local server), emptied before and after, through the `redis_url`
+fixture only. A service that cannot be reached skips those tests, or fails them when CI is set (any of CI=true,
+CI=1, CI=yes): under CI nothing is skipped.
+
+Tests never edit the process environment to configure the code: they build Settings objects (`test_settings`)
+and hand them to the core, to the CLI (`cli` fixture: Click's context object) and to the web app
+(`create_app(settings)`); processes they start get the same settings as NEWSLETTER_* variables
+(`environment_of`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -24,17 +33,34 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from newsletter import db
-from newsletter.config import Settings, get_settings
+from newsletter.config import Settings
 from newsletter.sink import SmtpSink
+from tests.support.postgres import scratch_postgres_database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_POSTGRES_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "")
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Settings every test starts from: real-looking production values, semantic ranking on (the default).
+TEST_SETTINGS = {
+    "secret_key": "test-secret-key",
+    "base_url": "https://digest.example.org",
+    "admin_token": "test-admin-token",
+    "from_address": "Paper Digest <digest@example.org>",
+    "redis_url": TEST_REDIS_URL,
+    "semantic": "auto",
+}
 
-# Anything that reaches Redis from the test process (the Celery app is built at import) uses the test database.
-os.environ["NEWSLETTER_REDIS_URL"] = TEST_REDIS_URL
+
+def make_settings(**values) -> Settings:
+    """Settings from TEST_SETTINGS and `values` only: no .env file, and the NEWSLETTER_* variables of the shell
+    that runs the tests are ignored."""
+    saved = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("NEWSLETTER_")}
+    try:
+        return Settings(_env_file=None, **{**TEST_SETTINGS, **values})
+    finally:
+        os.environ.update(saved)
 
 
 def service_unavailable(reason: str):
@@ -58,7 +84,7 @@ def scratch_postgres(prefix: str, server_url: str = "") -> Iterator[str]:
     server_url = server_url or DEFAULT_POSTGRES_URL
     with ExitStack() as stack:
         try:
-            url = stack.enter_context(db.scratch_postgres_database(server_url, prefix))
+            url = stack.enter_context(scratch_postgres_database(server_url, prefix))
         except OperationalError as error:
             service_unavailable(f"PostgreSQL at {make_url(server_url).render_as_string()} is not reachable: "
                                 f"{error.__class__.__name__}: {str(error).splitlines()[0]}")
@@ -91,23 +117,48 @@ def truncate_all(engine: Engine) -> None:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def semantic_model() -> None:
+    """The sentence-embedding model, loaded once per test session. Missing, it skips (fails under CI)."""
+    from newsletter.ranking import embeddings
+
+    probe = make_settings()
+    if not embeddings.semantic_available(probe):
+        service_unavailable(embeddings.semantic_status(probe) or "semantic ranking is unavailable")
+
+
 @pytest.fixture
-def settings(tmp_path, database_url, monkeypatch) -> Settings:
-    env = {
-        "NEWSLETTER_DATA_DIR": str(tmp_path / "var"),
-        "NEWSLETTER_DATABASE_URL": database_url,
-        "NEWSLETTER_SECRET_KEY": "test-secret-key",
-        "NEWSLETTER_BASE_URL": "https://digest.example.org",
-        "NEWSLETTER_ADMIN_TOKEN": "test-admin-token",
-        "NEWSLETTER_FROM": "Paper Digest <digest@example.org>",
-        "NEWSLETTER_SEMANTIC": "off",  # lexical-only unless a test asks for the `semantic` fixture (model load ~10 s)
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr("newsletter.notices.RETRY_DELAYS", (0.01, 0.01))  # seconds, not the 2 + 10 + 30 of a site
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+def settings(tmp_path, database_url, semantic_model) -> Settings:
+    """This test's settings: its own data folder and database, semantic ranking on (the default). Fixtures
+    that start a server (sink, live_server) point these same settings at it."""
+    return make_settings(data_dir=tmp_path / "var", database_url=database_url)
+
+
+@pytest.fixture
+def lexical_settings(settings) -> Settings:
+    """The same settings with semantic ranking off (NEWSLETTER_SEMANTIC=off), for tests of the lexical ranker."""
+    return settings.model_copy(update={"semantic": "off"})
+
+
+@pytest.fixture(autouse=True)
+def quick_notice_retries(monkeypatch):
+    """Transactional emails retry after 0.01 s in tests, not after the 2 + 10 + 30 s of a site."""
+    monkeypatch.setattr("newsletter.notices.RETRY_DELAYS", (0.01, 0.01))
+
+
+@pytest.fixture
+def cli(settings):
+    """Run `newsletter ARGS...` in-process with this test's settings: cli("send", "--json")."""
+    from typer.testing import CliRunner
+
+    from newsletter.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args, settings_override: Settings | None = None, **kwargs):
+        return runner.invoke(app, [str(a) for a in args], obj=settings_override or settings, **kwargs)
+
+    return invoke
 
 
 @pytest.fixture
@@ -117,18 +168,17 @@ def session(settings):
 
 
 @pytest.fixture
-def sink(tmp_path, settings, monkeypatch):
-    """A real SMTP server on loopback; settings point at it."""
+def sink(tmp_path, settings):
+    """A real SMTP server on loopback; this test's settings point at it."""
     with SmtpSink(tmp_path / "outbox") as smtp:
-        monkeypatch.setenv("NEWSLETTER_SMTP_HOST", smtp.host)
-        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(smtp.port))
-        get_settings.cache_clear()
+        settings.smtp_host, settings.smtp_port = smtp.host, smtp.port
         yield smtp
 
 
 @pytest.fixture
-def smtp_settings(sink) -> Settings:
-    return get_settings()
+def smtp_settings(sink, settings) -> Settings:
+    """This test's settings, pointing at the `sink`."""
+    return settings
 
 
 @pytest.fixture
@@ -138,7 +188,7 @@ def web(settings):
 
     from newsletter.web.app import create_app
 
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(settings)) as client:
         yield client
 
 
@@ -153,10 +203,7 @@ def browser():
     Skipped with a reason where Chromium is missing, except in CI (CI=true), where a missing browser fails.
     """
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        service_unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -203,13 +250,12 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(settings, monkeypatch):
-    """A real uvicorn server; NEWSLETTER_BASE_URL points at it, so links in emails open on it."""
+def live_server(settings):
+    """A real uvicorn server; this test's base URL points at it, so links in emails open on it."""
     from newsletter.web.app import create_app
 
-    server = LiveServer(create_app())
-    monkeypatch.setenv("NEWSLETTER_BASE_URL", server.url)
-    get_settings.cache_clear()
+    server = LiveServer(create_app(settings))
+    settings.base_url = server.url
     with server:
         yield server
 
@@ -224,20 +270,10 @@ def scripted_smtp(tmp_path):
 
 
 @pytest.fixture
-def semantic(settings, monkeypatch) -> Settings:
-    """Settings with semantic ranking on; the model is loaded once per test session and shared."""
-    from newsletter.ranking import embeddings
-
-    monkeypatch.setenv("NEWSLETTER_SEMANTIC", "auto")
-    get_settings.cache_clear()
-    if embeddings.load_encoder() is None:
-        pytest.skip(embeddings.semantic_status())
-    return get_settings()
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis database, emptied before and after the test."""
+def redis_url(settings) -> Iterator[str]:
+    """The test Redis, with a key prefix of this test's own (NEWSLETTER_REDIS_KEY_PREFIX): every key the test
+    makes (Celery queues and results, rate limits) carries it and is deleted afterwards, so tests and test runs
+    sharing the server never see each other's keys. This fixture is the one way a test reaches Redis."""
     import redis
 
     client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
@@ -245,7 +281,9 @@ def redis_url() -> str:
         client.ping()
     except redis.RedisError as error:
         service_unavailable(f"Redis at {TEST_REDIS_URL} is not reachable: {error}")
-    client.flushdb()
+    settings.redis_url = TEST_REDIS_URL
+    settings.redis_key_prefix = f"test-{uuid.uuid4().hex[:12]}:"
     yield TEST_REDIS_URL
-    client.flushdb()
+    for key in client.scan_iter(match=f"{settings.redis_key_prefix}*", count=1000):
+        client.delete(key)
     client.close()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -16,17 +16,22 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from newsletter.clock import today
+from newsletter.config import Settings, environment_of
+
 from newsletter.editions import plan_edition
+from newsletter.ranking.embeddings import embed_missing
 from newsletter.ingest import ingest, sample_sources
 from newsletter.models import Delivery, Subscriber, SubscriberStatus
 from subscribers.profiles import add_subscriber
 
-TODAY = datetime.now(timezone.utc).date()
 
 
 def ingest_sample(session) -> None:
+    """The bundled sample corpus, stored with its paper vectors (as newsletter.jobs.ingest_sources stores it)."""
     for source in sample_sources():
         ingest(session, source)
+    embed_missing(session, Settings(_env_file=None, semantic="auto"))
     session.commit()
 
 
@@ -91,7 +96,7 @@ def planned(session, settings, *emails) -> int:
     ingest(session, str(Path(__file__).parent / "fixtures" / "hf_daily_papers.json"))
     for email in emails:
         add_active(session, email, "language models")
-    plan = plan_edition(session, TODAY, settings)
+    plan = plan_edition(session, today(), settings)
     session.commit()
     return plan.edition_id
 
@@ -119,10 +124,19 @@ def ingest_titled(session, tmp_path, titles: list[str]) -> None:
     listing = tmp_path / "slice.txt"
     listing.write_text("".join(f"{found[t].title}\n{found[t].abstract}\n" for t in titles), encoding="utf-8")
     ingest(session, str(listing))
+    embed_missing(session, Settings(_env_file=None, semantic="auto"))
     session.commit()
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def process_environment(settings: Settings) -> dict[str, str]:
+    """The environment for a process the test starts (a worker, a CLI run): this one's, without any NEWSLETTER_*
+    variable of the shell, plus `settings` as NEWSLETTER_* variables."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return {**inherited, **environment_of(settings),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 class WorkerProcess:
@@ -131,10 +145,10 @@ class WorkerProcess:
     `with WorkerProcess("a", tmp_path) as worker:`; `worker.kill()` is a SIGKILL, as a crash would be.
     """
 
-    def __init__(self, name: str, folder: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, name: str, folder: Path, settings: Settings, extra_env: dict[str, str] | None = None):
         self.name = f"{name}-{os.getpid()}@test"
         self.log_path = Path(folder) / f"worker-{name}.log"
-        env = {**os.environ, **(extra_env or {}),
+        env = {**process_environment(settings), **(extra_env or {}),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker", "--pool=solo", "-n", self.name,

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
-from typer.testing import CliRunner
 
-from newsletter.cli import app
 from newsletter.delivery.bounces import process_mailbox
 from newsletter.delivery.send import send_edition
 from newsletter.errors import InvalidInput
@@ -166,17 +164,15 @@ def test_not_a_mailbox_is_a_clear_error(session, settings, tmp_path):
             process_mailbox(session, path, settings)
 
 
-def test_cli_processes_a_maildir_and_reports(session, delivered, tmp_path):
-    _, sent = delivered
+def test_cli_processes_a_maildir_and_reports(session, delivered, tmp_path, cli):
+    local, sent = delivered
     path = maildir(tmp_path, returned("dsn-hard-user-unknown.eml", sent["ada@example.org"]),
                    returned("mailto-unsubscribe.eml", sent["grace@example.org"]))
-    runner = CliRunner()
-    result = runner.invoke(app, ["bounces", "process", str(path)],
-                           env={"NEWSLETTER_BOUNCE_ADDRESS": "bounces@example.org", "NEWSLETTER_VERP": "true"})
+    result = cli("bounces", "process", path, settings_override=local)
     assert result.exit_code == 0, result.output
     assert "hard bounces" in result.output
     assert (status_of(session, "ada@example.org"), status_of(session, "grace@example.org")) == ("bounced", "unsubscribed")
-    again = runner.invoke(app, ["bounces", "process", str(path)])
+    again = cli("bounces", "process", path, settings_override=local)
     assert again.exit_code == 0 and status_of(session, "ada@example.org") == "bounced"
-    missing = runner.invoke(app, ["bounces", "process", str(tmp_path / "nothing")])
+    missing = cli("bounces", "process", tmp_path / "nothing", settings_override=local)
     assert missing.exit_code == 1 and "no such Maildir or mbox" in missing.output

@@ -52,7 +52,7 @@ def test_configured_unsubscribe_mailbox_and_bounce_address(session, settings, sc
     assert envelope.mail_from == "bounces@lists.example.org"
 
 
-def test_verp_bounce_address_names_the_delivery_and_is_signed(session, settings, scripted_smtp, monkeypatch):
+def test_verp_bounce_address_names_the_delivery_and_is_signed(session, settings, scripted_smtp):
     envelope, delivery = sent_one(session, settings, scripted_smtp, bounce_address="bounces@example.org", verp=True)
     local = settings.model_copy(update={"bounce_address": "bounces@example.org", "verp": True})
     assert re.fullmatch(r"bounces\+d\d+-[a-z2-7]{10}@example\.org", envelope.mail_from)
@@ -61,8 +61,7 @@ def test_verp_bounce_address_names_the_delivery_and_is_signed(session, settings,
     assert delivery_from_bounce_address(envelope.mail_from.upper(), local) == delivery.id  # case folded in transit
     forged = envelope_sender(delivery.id + 1, local).replace(f"d{delivery.id + 1}-", f"d{delivery.id}-")
     assert delivery_from_bounce_address(forged, local) is None
-    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "another-key")
-    other_key = Settings(bounce_address="bounces@example.org", verp=True)
+    other_key = local.model_copy(update={"secret_key": "another-key"})
     assert delivery_from_bounce_address(envelope.mail_from, other_key) is None
 
 

@@ -10,28 +10,25 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.clock import today
 from tests.conftest import FIXTURES
-from tests.helpers import TODAY
-
-runner = CliRunner()
 
 
-def run(*args):
-    return runner.invoke(app, list(args))
 
 
-def test_subscribers_add_list_remove(settings):
-    result = run("subscribers", "add", "ada@example.org", "--interests", "long-context LLMs",
+
+def test_subscribers_add_list_remove(settings, cli):
+    result = cli("subscribers", "add", "ada@example.org", "--interests", "long-context LLMs",
                  "--keywords", "KV cache, MoE", "--timezone", "Europe/Paris", "--send-hour", "6")
     assert result.exit_code == 0, result.output
-    listed = json.loads(run("subscribers", "list", "--json").output)
+    listed = json.loads(cli("subscribers", "list", "--json").output)
     assert listed[0]["email"] == "ada@example.org" and listed[0]["keywords"] == ["KV cache", "MoE"]
     assert listed[0]["timezone"] == "Europe/Paris" and listed[0]["send_hour"] == 6
-    assert run("subscribers", "remove", "ada@example.org").exit_code == 0
-    assert json.loads(run("subscribers", "list", "--json").output) == []
+    assert cli("subscribers", "remove", "ada@example.org").exit_code == 0
+    assert json.loads(cli("subscribers", "list", "--json").output) == []
 
 
-def test_bad_input_is_one_line_and_exit_code_1(settings):
+def test_bad_input_is_one_line_and_exit_code_1(settings, cli):
     for args, expected in [
         (("subscribers", "add", "not-an-address"), "invalid email address"),
         (("subscribers", "add", "x@example.org", "--timezone", "Nowhere/City"), "unknown time zone"),
@@ -39,37 +36,37 @@ def test_bad_input_is_one_line_and_exit_code_1(settings):
         (("ingest", str(FIXTURES / "missing.json")), "no such file"),
         (("recommend", "ghost@example.org"), "no subscriber"),
     ]:
-        result = run(*args)
+        result = cli(*args)
         assert result.exit_code == 1, (args, result.output)
         assert expected in result.output and "Traceback" not in result.output
 
 
-def test_ingest_and_recommend_json(settings):
-    assert run("ingest", "--sample").exit_code == 0
-    run("subscribers", "add", "ada@example.org", "--interests", "KV cache compression", "--keywords", "KV cache")
-    result = run("recommend", "ada@example.org", "--json", "--limit", "1000")
+def test_ingest_and_recommend_json(settings, cli):
+    assert cli("ingest", "--sample").exit_code == 0
+    cli("subscribers", "add", "ada@example.org", "--interests", "KV cache compression", "--keywords", "KV cache")
+    result = cli("recommend", "ada@example.org", "--json", "--limit", "1000")
     rows = json.loads(result.output)
     assert len(rows) == 436  # every candidate can be listed
     assert {"id", "title", "score", "reasons"} <= set(rows[0])
     assert rows[0]["score"] >= rows[-1]["score"] and isinstance(rows[0]["reasons"], list)
 
 
-def test_preview_writes_the_exact_email(settings, tmp_path):
-    run("ingest", "--sample")
-    run("subscribers", "add", "ada@example.org", "--interests", "diffusion models")
-    assert run("preview", "ada@example.org", "--out", str(tmp_path / "a.eml")).exit_code == 0
+def test_preview_writes_the_exact_email(settings, tmp_path, cli):
+    cli("ingest", "--sample")
+    cli("subscribers", "add", "ada@example.org", "--interests", "diffusion models")
+    assert cli("preview", "ada@example.org", "--out", str(tmp_path / "a.eml")).exit_code == 0
     message = message_from_bytes((tmp_path / "a.eml").read_bytes(), policy=default)
     assert message["To"] == "ada@example.org" and message["List-Unsubscribe"]
-    text = run("preview", "ada@example.org", "--text").output
+    text = cli("preview", "ada@example.org", "--text").output
     assert "Unsubscribe: https://digest.example.org/unsubscribe/" in text
-    assert run("preview", "ada@example.org", "--out", str(tmp_path / "a.html")).exit_code == 0
-    assert run("preview", "ada@example.org", "--text", "--date", TODAY.isoformat(),
+    assert cli("preview", "ada@example.org", "--out", str(tmp_path / "a.html")).exit_code == 0
+    assert cli("preview", "ada@example.org", "--text", "--date", today().isoformat(),
                "--out", str(tmp_path / "a.txt")).exit_code == 0
     html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
     same = lambda part: re.sub(r"/[\w-]+\.[\w-]+\.[\w-]+", "/TOKEN", part.replace("\r\n", "\n")).rstrip()  # noqa: E731
     assert same((tmp_path / "a.html").read_bytes().decode()) == same(html)  # tokens carry their signing time
     assert same((tmp_path / "a.txt").read_bytes().decode()) == same(text)
-    assert run("preview", "nobody@example.org").exit_code == 1
+    assert cli("preview", "nobody@example.org").exit_code == 1
 
 
 def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):
@@ -90,39 +87,40 @@ def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):
     assert Path(tmp_path / "var" / "newsletter.db").exists()
 
 
-def test_recommend_json_lists_every_candidate_best_first_and_says_when_lexical_only(settings):
-    run("ingest", "--sample")
-    run("subscribers", "add", "ada@example.org", "--interests", "mixture of experts", "--keywords", "MoE")
-    result = run("recommend", "ada@example.org", "--json", "--limit", "1000")
+def test_recommend_json_lists_every_candidate_best_first_and_says_when_lexical_only(settings, lexical_settings, cli):
+    cli("ingest", "--sample")
+    cli("subscribers", "add", "ada@example.org", "--interests", "mixture of experts", "--keywords", "MoE")
+    result = cli("recommend", "ada@example.org", "--json", "--limit", "1000")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert len(rows) == 436 and len({r["id"] for r in rows}) == 436
     assert all({"id", "title", "score", "reasons"} <= set(r) and r["reasons"] for r in rows)
     assert all(isinstance(r["score"], float) and isinstance(r["reasons"], list) for r in rows)
     assert [r["score"] for r in rows[10:]] == sorted((r["score"] for r in rows[10:]), reverse=True)
-    table = run("recommend", "ada@example.org")
-    assert "semantic ranking off" in table.stderr  # NEWSLETTER_SEMANTIC=off in tests: the operator is told
+    assert "semantic ranking off" not in result.stderr  # semantic ranking is on: the default
+    table = cli("recommend", "ada@example.org", settings_override=lexical_settings)
+    assert "semantic ranking off" in table.stderr  # NEWSLETTER_SEMANTIC=off: the operator is told
 
 
-def test_profile_update_and_feedback_from_the_cli(settings):
-    run("ingest", "--sample")
-    run("subscribers", "add", "ada@example.org", "--interests", "diffusion models")
-    result = run("subscribers", "update", "ada@example.org", "--interests", "mixture of experts",
+def test_profile_update_and_feedback_from_the_cli(settings, cli):
+    cli("ingest", "--sample")
+    cli("subscribers", "add", "ada@example.org", "--interests", "diffusion models")
+    result = cli("subscribers", "update", "ada@example.org", "--interests", "mixture of experts",
                  "--keywords", "MoE, routing", "--authors", "Noam Shazeer", "--exclude", "upcycling")
     assert result.exit_code == 0, result.output
-    listed = json.loads(run("subscribers", "list", "--json").stdout)[0]
+    listed = json.loads(cli("subscribers", "list", "--json").stdout)[0]
     assert listed["interests"] == "mixture of experts" and listed["keywords"] == ["MoE", "routing"]
     assert listed["followed_authors"] == ["Noam Shazeer"] and listed["excluded_keywords"] == ["upcycling"]
-    assert run("subscribers", "update", "ada@example.org").exit_code == 1  # nothing to change
+    assert cli("subscribers", "update", "ada@example.org").exit_code == 1  # nothing to change
 
-    top = json.loads(run("recommend", "ada@example.org", "--json").stdout)[0]
-    assert run("feedback", "ada@example.org", str(top["paper_id"]), "less").exit_code == 0
-    assert top["paper_id"] not in [r["paper_id"] for r in json.loads(run("recommend", "ada@example.org",
+    top = json.loads(cli("recommend", "ada@example.org", "--json").stdout)[0]
+    assert cli("feedback", "ada@example.org", str(top["paper_id"]), "less").exit_code == 0
+    assert top["paper_id"] not in [r["paper_id"] for r in json.loads(cli("recommend", "ada@example.org",
                                                                           "--json", "--limit", "3").stdout)]
-    assert run("feedback", "ada@example.org", top["id"], "more").exit_code == 0  # by external id too
-    forgot = run("feedback", "ada@example.org", str(top["paper_id"]), "forget")
+    assert cli("feedback", "ada@example.org", top["id"], "more").exit_code == 0  # by external id too
+    forgot = cli("feedback", "ada@example.org", str(top["paper_id"]), "forget")
     assert forgot.exit_code == 0 and "forgot" in forgot.stdout
-    assert "had not judged" in run("feedback", "ada@example.org", str(top["paper_id"]), "forget").stdout
-    bad = run("feedback", "ada@example.org", str(top["paper_id"]), "love")
+    assert "had not judged" in cli("feedback", "ada@example.org", str(top["paper_id"]), "forget").stdout
+    bad = cli("feedback", "ada@example.org", str(top["paper_id"]), "love")
     assert bad.exit_code == 1 and "feedback must be one of more, less, forget" in bad.output
-    assert run("feedback", "ada@example.org", "999999", "more").exit_code == 1
+    assert cli("feedback", "ada@example.org", "999999", "more").exit_code == 1

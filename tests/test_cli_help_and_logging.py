@@ -34,15 +34,13 @@ def test_every_command_has_help_text(settings):
         assert len(rest.split("Options")[0].strip()) > 20, f"{path} has no help text"
 
 
-def test_structured_log_lines_in_json(settings, session, monkeypatch):
-    monkeypatch.setenv("NEWSLETTER_LOG_FORMAT", "json")
-    from newsletter.config import get_settings
-
-    get_settings.cache_clear()
-    result = runner.invoke(app, ["ingest", str(FIXTURES / "hf_daily_papers.json")])
+def test_structured_log_lines_in_json(settings, session, cli):
+    settings.log_format = "json"
+    result = cli("ingest", FIXTURES / "hf_daily_papers.json")
     assert result.exit_code == 0, result.output
-    [line] = [json.loads(l) for l in result.stderr.splitlines() if l.startswith("{")]
-    assert line["event"] == "papers ingested" and line["level"] == "INFO" and line["new"] >= 1
+    lines = [json.loads(text) for text in result.stderr.splitlines()]  # every line on stderr is one JSON object
+    [line] = [entry for entry in lines if entry["event"] == "papers ingested"]
+    assert line["level"] == "INFO" and line["new"] >= 1
     assert line["source"].endswith("hf_daily_papers.json") and line["logger"] == "newsletter.ingest"
 
 

@@ -26,15 +26,12 @@ from newsletter.edition_control import find_edition, pause_edition
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, Edition, Subscriber
 from newsletter.sink import SaveToFolder, SmtpSink
-from tests.helpers import TODAY, add_active, ingest_sample
+from newsletter.clock import today
+from tests.helpers import process_environment, wait_until, add_active, ingest_sample
 
-runner = CliRunner()
 EMAILS = [f"reader{n}@example.org" for n in range(1, 9)]
-TEST_REDIS = "redis://127.0.0.1:6379/8"
 
 
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture
@@ -59,47 +56,47 @@ def unsigned(text: str) -> list[str]:
     return re.sub(r"(https://digest\.example\.org/[a-z]+/)\S+", r"\1TOKEN", text.strip()).splitlines()
 
 
-def test_dry_run_sends_and_stores_nothing(session, readers, sink, smtp_settings):
-    result = run("send", "--dry-run", "--json")
+def test_dry_run_sends_and_stores_nothing(session, readers, sink, smtp_settings, cli):
+    result = cli("send", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["would_send"] == 8 and {row["email"] for row in plan["rows"]} == set(EMAILS)
     assert all(row["papers"] == 10 and row["top_paper"] for row in plan["rows"])
-    assert "nothing was sent or stored" in run("send", "--dry-run").output
+    assert "nothing was sent or stored" in cli("send", "--dry-run").output
     assert sink.handler.envelopes == []
     assert session.exec(select(Edition)).all() == [] and deliveries(session) == []
 
 
-def test_send_only_and_limit_then_the_rest_exactly_once(session, readers, sink, smtp_settings):
-    only = run("send", "--only", EMAILS[2], "--json")
+def test_send_only_and_limit_then_the_rest_exactly_once(session, readers, sink, smtp_settings, cli):
+    only = cli("send", "--only", EMAILS[2], "--json")
     assert only.exit_code == 0, only.output
     assert json.loads(only.stdout)["send"]["sent"] == 1 and [m["To"] for m in received(sink)] == [EMAILS[2]]
-    limited = run("send", "--limit", "3")
+    limited = cli("send", "--limit", "3")
     assert limited.exit_code == 0 and "sent 3," in limited.output
-    rest = run("send")
+    rest = cli("send")
     assert rest.exit_code == 0 and "sent 4," in rest.output
-    assert run("send").output.count("sent 0,") == 1
+    assert cli("send").output.count("sent 0,") == 1
     recipients = [m["To"] for m in received(sink)]
     assert sorted(recipients) == sorted(EMAILS)
     assert len({m["Message-ID"] for m in received(sink)}) == 8
-    assert find_edition(session, TODAY.isoformat()).status == "done"
+    assert find_edition(session, today().isoformat()).status == "done"
 
 
-def test_only_refuses_a_subscriber_who_is_not_active(session, readers, sink, smtp_settings):
-    run("subscribers", "add", "waiting@example.org", "--pending")
-    result = run("send", "--only", "waiting@example.org")
+def test_only_refuses_a_subscriber_who_is_not_active(session, readers, sink, smtp_settings, cli):
+    cli("subscribers", "add", "waiting@example.org", "--pending")
+    result = cli("send", "--only", "waiting@example.org")
     assert result.exit_code == 1 and "is pending" in result.output and "Traceback" not in result.output
     subscriber = session.exec(select(Subscriber).where(Subscriber.email == EMAILS[0])).one()
     subscriber.paused = True
     session.commit()
-    paused = run("send", "--only", EMAILS[0])
+    paused = cli("send", "--only", EMAILS[0])
     assert paused.exit_code == 1 and "has paused their emails" in paused.output
     assert sink.handler.envelopes == []
 
 
-def test_test_send_is_the_subscribers_email_marked_and_records_nothing(session, readers, sink, smtp_settings):
-    preview_out = run("preview", EMAILS[0], "--text").stdout
-    result = run("test-send", "qa@example.net", "--as", EMAILS[0])
+def test_test_send_is_the_subscribers_email_marked_and_records_nothing(session, readers, sink, smtp_settings, cli):
+    preview_out = cli("preview", EMAILS[0], "--text").stdout
+    result = cli("test-send", "qa@example.net", "--as", EMAILS[0])
     assert result.exit_code == 0, result.output
     [message] = received(sink)
     assert sink.handler.envelopes[0].rcpt_tos == ["qa@example.net"] and message["To"] == "qa@example.net"
@@ -109,52 +106,52 @@ def test_test_send_is_the_subscribers_email_marked_and_records_nothing(session, 
     text = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_content()
     assert unsigned(text) == unsigned(preview_out)  # the same body, the subscriber's own links included
     assert session.exec(select(Edition)).all() == [] and deliveries(session) == []
-    bad = run("test-send", "not an address", "--as", EMAILS[0])
+    bad = cli("test-send", "not an address", "--as", EMAILS[0])
     assert bad.exit_code == 1 and "invalid email address" in bad.output
 
 
-def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(session, readers, sink, smtp_settings):
-    plan = plan_edition(session, TODAY, smtp_settings)
+def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(settings, session, readers, sink, smtp_settings, cli):
+    plan = plan_edition(session, today(), smtp_settings)
     session.commit()
 
     def pause_after_three(report):
         if report.handled == 3:  # an operator in another process
-            with db.session_scope() as other:
+            with db.session_scope(settings.sqlalchemy_url) as other:
                 pause_edition(other, other.get(Edition, plan.edition_id))
 
     report = send_edition(session, plan.edition_id, smtp_settings, on_progress=pause_after_three)
     assert (report.sent, report.stopped) == (3, "edition paused")
     assert [d.status for d in deliveries(session)].count("pending") == 5
-    refused = run("send")
+    refused = cli("send")
     assert refused.exit_code == 1 and "is paused" in refused.output and len(sink.handler.envelopes) == 3
-    assert run("editions", "pause", plan.edition_id).output.strip().endswith("was already paused")
-    resumed = run("editions", "resume", plan.edition_id)
+    assert cli("editions", "pause", plan.edition_id).output.strip().endswith("was already paused")
+    resumed = cli("editions", "resume", plan.edition_id)
     assert resumed.exit_code == 0 and "resumed" in resumed.output and "sent 5," in resumed.output
     messages = received(sink)
     assert sorted(m["To"] for m in messages) == sorted(EMAILS)
     assert len({m["Message-ID"] for m in messages}) == 8
-    shown = json.loads(run("editions", "show", TODAY.isoformat(), "--json").stdout)
+    shown = json.loads(cli("editions", "show", today().isoformat(), "--json").stdout)
     assert shown["status"] == "done" and shown["deliveries"]["sent"] == 8
-    listed = json.loads(run("editions", "list", "--json").stdout)
+    listed = json.loads(cli("editions", "list", "--json").stdout)
     assert [(e["id"], e["deliveries"]["sent"]) for e in listed] == [(plan.edition_id, 8)]
 
 
-def test_cancel_skips_the_unsent_and_refuses_to_send(session, readers, sink, smtp_settings):
-    assert run("send", "--limit", "2").exit_code == 0
-    edition_id = find_edition(session, TODAY.isoformat()).id
-    result = run("editions", "cancel", edition_id)
+def test_cancel_skips_the_unsent_and_refuses_to_send(session, readers, sink, smtp_settings, cli):
+    assert cli("send", "--limit", "2").exit_code == 0
+    edition_id = find_edition(session, today().isoformat()).id
+    result = cli("editions", "cancel", edition_id)
     assert result.exit_code == 0 and "6 unsent deliveries skipped" in result.output
     assert [d.status for d in deliveries(session)].count("skipped") == 6
     assert all(d.error == "edition cancelled" for d in deliveries(session) if d.status == "skipped")
-    refused = run("send")
+    refused = cli("send")
     assert refused.exit_code == 1 and "is cancelled" in refused.output
-    again = run("editions", "resume", edition_id)
+    again = cli("editions", "resume", edition_id)
     assert again.exit_code == 1 and "cannot resume" in again.output and len(sink.handler.envelopes) == 2
 
 
-def test_edition_commands_report_unknown_editions_in_one_line(settings):
+def test_edition_commands_report_unknown_editions_in_one_line(settings, cli):
     for args in (("editions", "show", "99"), ("editions", "pause", "2020-01-01"), ("editions", "cancel", "x")):
-        result = run(*args)
+        result = cli(*args)
         assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
         assert "Traceback" not in result.output
 
@@ -162,7 +159,12 @@ def test_edition_commands_report_unknown_editions_in_one_line(settings):
 class SlowSink(SaveToFolder):
     """Accepts each message after a pause, so a send is still running when the test interrupts it."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data_started = 0  # messages whose content arrived (the client now waits for the answer)
+
     async def handle_DATA(self, server, session, envelope):
+        self.data_started += 1
         await asyncio.sleep(0.25)
         return await super().handle_DATA(server, session, envelope)
 
@@ -184,8 +186,8 @@ def interrupted_send(sink, env: dict, cwd) -> subprocess.Popen:
 def test_interrupted_send_resumes_without_duplicates(session, readers, settings, tmp_path):
     """A real `newsletter send` process gets SIGINT mid-run; a second run finishes the edition."""
     with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
-        env = {**os.environ, "NEWSLETTER_SMTP_HOST": sink.host, "NEWSLETTER_SMTP_PORT": str(sink.port),
-               "NEWSLETTER_LOG_FORMAT": "json"}
+        env = process_environment(settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port,
+                                                               "log_format": "json"}))
         first = interrupted_send(sink, env, tmp_path)
         out, err = first.communicate(timeout=60)
         assert first.returncode == 130, err
@@ -208,68 +210,41 @@ def test_interrupted_send_resumes_without_duplicates(session, readers, settings,
 
 
 @pytest.mark.redis
-def test_via_celery_enqueues_send_batches_in_redis(session, readers, settings, monkeypatch):
-    import uuid
-
-    import tasks.celery_app
-
-    monkeypatch.setenv("NEWSLETTER_REDIS_URL", TEST_REDIS)
-    from newsletter.config import get_settings
-
-    get_settings.cache_clear()
-    queue_name = f"test-issue8-{uuid.uuid4().hex}"  # its own queue: other runs of this suite share Redis db 8
-    real_create = tasks.celery_app.create_celery
-
-    def create_with_own_queue(settings=None):
-        celery = real_create(settings)
-        celery.conf.task_default_queue = queue_name
-        return celery
-
-    monkeypatch.setattr(tasks.celery_app, "create_celery", create_with_own_queue)
-    queue = redis.Redis.from_url(TEST_REDIS)
-    try:
-        result = run("send", "--via-celery", "--json")
-        assert result.exit_code == 0, result.output
-        outcome = json.loads(result.stdout)
-        assert outcome["enqueued"] == 8 and len(outcome["tasks"]) == 1
-        [raw] = queue.lrange(queue_name, 0, -1)
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "tasks.tasks.send_batch"
-        assert message["headers"]["id"] == outcome["tasks"][0]
-        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        edition_id = find_edition(session, TODAY.isoformat()).id
-        assert args[:2] == [edition_id, [d.id for d in deliveries(session)]]
-        assert all(d.status == "pending" for d in deliveries(session))  # the workers send them
-    finally:
-        queue.delete(queue_name, *queue.keys(f"_kombu.binding*{queue_name}"))  # the queue and its bindings
+def test_via_celery_enqueues_send_batches_in_redis(session, readers, settings, redis_url, cli):
+    result = cli("send", "--via-celery", "--json")
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["enqueued"] == 8 and len(outcome["tasks"]) == 1
+    [raw] = redis.Redis.from_url(redis_url).lrange(f"{settings.redis_key_prefix}celery", 0, -1)  # Celery's queue
+    message = json.loads(raw)
+    assert message["headers"]["task"] == "tasks.tasks.send_batch"
+    assert message["headers"]["id"] == outcome["tasks"][0]
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    edition_id = find_edition(session, today().isoformat()).id
+    assert args[:2] == [edition_id, [d.id for d in deliveries(session)]]
+    assert all(d.status == "pending" for d in deliveries(session))  # the workers send them
 
 
-def test_via_celery_says_so_when_redis_is_unreachable(session, readers, settings, monkeypatch):
+def test_via_celery_says_so_when_redis_is_unreachable(session, readers, settings, cli):
     import socket
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("NEWSLETTER_REDIS_URL", f"redis://:secret@127.0.0.1:{port}/8")
-    from newsletter.config import get_settings
-
-    get_settings.cache_clear()
-    result = run("send", "--via-celery")
+    settings.redis_url = f"redis://:secret@127.0.0.1:{port}/0"
+    result = cli("send", "--via-celery")
     assert result.exit_code == 1 and "cannot reach Redis at redis://:**@127.0.0.1" in result.output
     assert "secret" not in result.output and "Traceback" not in result.output
 
 
-def test_an_unreachable_smtp_server_stops_the_send_with_one_line(session, readers, settings, monkeypatch):
+def test_an_unreachable_smtp_server_stops_the_send_with_one_line(session, readers, settings, cli):
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(port))
-    from newsletter.config import get_settings
-
-    get_settings.cache_clear()
-    result = run("send")
+    settings.smtp_port = port
+    result = cli("send")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines()[-1] == \
            "error: stopped after 5 temporary failures in a row; the rest stays pending for the next run"
@@ -282,17 +257,21 @@ def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_f
     run sends it again (with the same Message-ID). No row is lost on the way."""
     from sqlalchemy import update
 
-    from newsletter.models import utcnow
+    from newsletter.clock import utcnow
 
     with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
-        env = {**os.environ, "NEWSLETTER_SMTP_HOST": sink.host, "NEWSLETTER_SMTP_PORT": str(sink.port)}
-        first = interrupted_send(sink, env, tmp_path)
+        env = process_environment(settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port}))
+        first = subprocess.Popen(SEND, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: sink.handler.data_started >= 3 or first.poll() is not None, 120, "the third message")
+        first.send_signal(signal.SIGINT)  # while the third message waits for the server's answer:
         time.sleep(0.05)
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=60)
-        assert first.returncode != 0
+        first.send_signal(signal.SIGINT)  # the second Ctrl-C aborts that wait
+        _, err = first.communicate(timeout=60)
+        # It aborted (exit 130, no "interrupted after" report of the graceful stop one Ctrl-C makes), mid-message:
+        assert first.returncode == 130 and "interrupted after" not in err, err
         statuses = [d.status for d in deliveries(session)]
-        assert set(statuses) <= {"sent", "sending", "pending"} and statuses.count("sending") <= 1
+        assert statuses.count("sending") == 1 and statuses.count("sent") == 2  # the row in flight stays `sending`
+        assert statuses.count("pending") == 5
         in_flight = [f"<edition-{d.edition_id}.delivery-{d.id}@" for d in deliveries(session) if d.status == "sending"]
         session.exec(update(Delivery).where(Delivery.status == "sending")
                      .values(claimed_at=utcnow() - timedelta(days=1)))  # its lease has long passed

@@ -14,9 +14,11 @@ from newsletter import db
 from newsletter.delivery import ledger
 from newsletter.delivery.send import retry_delay, send_edition
 from newsletter.editions import plan_edition
-from newsletter.models import Delivery, Event, Subscriber, utcnow
+from newsletter.clock import utcnow
+from newsletter.models import Delivery, Event, Subscriber
+from newsletter.clock import today
 from tests.conftest import scratch_postgres
-from tests.helpers import TODAY, configured, deliveries, planned, status_of
+from tests.helpers import configured, deliveries, planned, status_of
 from tests.scripted_smtp import ScriptedSmtp
 
 
@@ -87,7 +89,7 @@ def test_refused_recipient_fails_and_is_suppressed_while_others_go_on(session, s
     assert bounce.detail["code"] == 550 and bounce.detail["delivery_id"] == rows["gone@example.org"].id
     assert scripted_smtp.handler.ehlos == 1  # the refusal did not cost the connection
 
-    later = plan_edition(session, TODAY + timedelta(days=1), settings)
+    later = plan_edition(session, today() + timedelta(days=1), settings)
     session.commit()
     planned_for = session.exec(select(Subscriber.email).join(Delivery)
                                .where(Delivery.edition_id == later.edition_id)).all()

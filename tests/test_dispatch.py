@@ -11,12 +11,14 @@ from sqlalchemy import text, update
 from sqlmodel import Session
 
 from newsletter import db, dispatch
+from newsletter.clock import utc
 from newsletter.delivery import ledger
 from newsletter.editions import get_or_create_edition, plan_edition
 from newsletter.errors import InvalidInput
 from newsletter.models import Delivery, Edition, Subscriber
+from newsletter.clock import today
 from tasks.schedule import beat_schedule, cron
-from tests.helpers import TODAY, ingest_sample
+from tests.helpers import ingest_sample
 
 MONDAY_NOON_UTC = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
@@ -80,7 +82,7 @@ def planned_edition(session, settings, count: int) -> int:
     session.add_all([Subscriber(email=f"r{n}@x.org", status="active", interests="language models")
                      for n in range(count)])
     session.commit()
-    edition_id = plan_edition(session, TODAY, settings).edition_id
+    edition_id = plan_edition(session, today(), settings).edition_id
     session.commit()
     return edition_id
 
@@ -119,7 +121,7 @@ def test_postgres_claims_skip_rows_locked_by_another_sender_instead_of_waiting(p
     engine = db.get_engine(postgres_url)
     with Session(engine) as session:
         session.exec(text("TRUNCATE delivery, pick, edition, subscriber RESTART IDENTITY CASCADE"))
-        edition = get_or_create_edition(session, TODAY)
+        edition = get_or_create_edition(session, today())
         session.add_all([Subscriber(email=f"r{n}@x.org", status="active") for n in range(20)])
         session.flush()
         session.add_all([Delivery(edition_id=edition.id, subscriber_id=n + 1) for n in range(20)])
@@ -164,19 +166,18 @@ def test_beat_schedule_comes_from_settings(settings):
 
 
 def test_the_tick_parses_its_frozen_clock():
-    assert dispatch.utc("2026-11-30T07:00:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
-    assert dispatch.utc("2026-11-30T08:00:00+01:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
-    assert dispatch.utc(None).tzinfo is not None
+    assert utc("2026-11-30T07:00:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
+    assert utc("2026-11-30T08:00:00+01:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
+    assert utc(None).tzinfo is not None
 
 
 def test_the_bounce_task_reads_the_configured_mailbox(settings, tmp_path, monkeypatch):
-    from newsletter.config import get_settings
-    from tasks.tasks import process_bounces
+    from tasks import tasks
 
     mailbox = tmp_path / "Maildir"
     for folder in ("cur", "new", "tmp"):
         (mailbox / folder).mkdir(parents=True)
-    monkeypatch.setenv("NEWSLETTER_BOUNCE_MAILBOX", str(mailbox))
-    get_settings.cache_clear()
-    report = process_bounces.apply().get()
+    settings.bounce_mailbox = str(mailbox)
+    monkeypatch.setattr(tasks, "_settings", lambda: settings)  # what a worker reads from its environment
+    report = tasks.process_bounces.apply().get()
     assert report["messages"] == 0 and report["hard_bounces"] == 0

@@ -11,7 +11,7 @@ import pytest
 
 from newsletter.config import Settings
 from newsletter.render import render_edition
-from newsletter.render.samples import worst_case_edition
+from tests.support.samples import worst_case_edition
 
 pytestmark = pytest.mark.browser
 

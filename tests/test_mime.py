@@ -11,8 +11,8 @@ import pytest
 from newsletter.config import Settings
 from newsletter.errors import InvalidInput
 from newsletter.render import RenderedEmail, render_edition
-from newsletter.render.mime import build_message, display_address
-from newsletter.render.samples import worst_case_edition
+from newsletter.delivery.mime import build_message, display_address
+from tests.support.samples import worst_case_edition
 from tests.helpers import html_part, text_part
 
 LIST_HEADERS = {
@@ -150,8 +150,8 @@ def test_the_boundary_never_occurs_in_a_body(rendered):
     assert build(rendered) != build(rendered)  # a fresh boundary per message
 
 
-def test_a_subscriber_name_goes_into_the_to_header(rendered):
-    from newsletter.compose import message_bytes
+def test_a_subscriber_name_goes_into_the_to_header(settings, rendered):
+    from newsletter.delivery.message import message_bytes
     from newsletter.models import Subscriber
 
     settings = Settings(secret_key="mime-tests", base_url="https://digest.example.org", _env_file=None)

@@ -20,7 +20,7 @@ from newsletter.delivery.send import send_edition
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, Subscriber
 from newsletter.web.app import create_app
-from tests.helpers import TODAY
+from newsletter.clock import today
 from tests.scripted_smtp import ScriptedSmtp
 from tests.helpers import configured, planned, status_of
 
@@ -28,7 +28,7 @@ from tests.helpers import configured, planned, status_of
 @pytest.fixture
 def web(settings):
     """The web app on a real socket; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -56,7 +56,7 @@ def test_one_click_from_a_delivered_message_then_the_next_send_skips(session, se
         first = planned(session, local, *readers)
         assert send_edition(session, first, local).sent == 3
         # the next edition is planned while everyone is still subscribed
-        second = plan_edition(session, TODAY + timedelta(days=1), local)
+        second = plan_edition(session, today() + timedelta(days=1), local)
         session.commit()
         assert second.planned == 3
 

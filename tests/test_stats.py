@@ -5,15 +5,14 @@ from collections import Counter
 from datetime import timedelta
 
 from sqlmodel import select
-from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.models import Delivery, Event, Paper, Pick, Subscriber, utcnow
-from newsletter.pipeline import run_daily
+from newsletter.clock import utcnow
+from newsletter.models import Delivery, Event, Paper, Pick, Subscriber
+from newsletter.jobs import run_daily
 from newsletter.sink import SaveToFolder, SmtpSink
-from tests.helpers import TODAY, add_active, ingest_sample
+from newsletter.clock import today
+from tests.helpers import add_active, ingest_sample
 
-runner = CliRunner()
 
 
 class RefusesSome(SaveToFolder):
@@ -24,13 +23,12 @@ class RefusesSome(SaveToFolder):
         return "250 OK"
 
 
-def stats(*args) -> dict:
-    result = runner.invoke(app, ["stats", "--json", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def test_stats_match_the_database(session, settings, tmp_path, cli):
+    def stats(*args) -> dict:
+        result = cli("stats", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
 
-
-def test_stats_match_the_database(session, settings, tmp_path, monkeypatch):
     ingest_sample(session)
     for email, keywords in [("ada@example.org", "LLM"), ("grace@example.org", "diffusion"),
                             ("refused@example.org", "robotics"), ("linus@example.org", "LLM")]:
@@ -39,11 +37,7 @@ def test_stats_match_the_database(session, settings, tmp_path, monkeypatch):
     add_active(session, "paused@example.org").paused = True
     session.commit()
     with SmtpSink(tmp_path / "out", handler=RefusesSome(tmp_path / "out")) as sink:
-        monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(sink.port))
-        from newsletter.config import get_settings
-
-        get_settings.cache_clear()
-        run_daily(session, TODAY, get_settings())
+        run_daily(session, today(), settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port}))
     ada = session.exec(select(Subscriber).where(Subscriber.email == "ada@example.org")).one()
     yesterday = utcnow() - timedelta(days=1)
     for kind, when in [("bounce", None), ("soft_bounce", None), ("soft_bounce", None), ("complaint", None),
@@ -71,12 +65,12 @@ def test_stats_match_the_database(session, settings, tmp_path, monkeypatch):
     expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:10]
     assert [(p["paper_id"], p["sent"]) for p in figures["most_sent_papers"]] == expected
 
-    today = stats("--date", TODAY.isoformat())
-    assert today["events"]["unsubscribes"] == 1 and today["deliveries"] == figures["deliveries"]
-    assert today["edition"]["status"] == "done" and today["papers_ingested"] == 436
-    other_day = stats("--date", (TODAY - timedelta(days=30)).isoformat())
+    that_day = stats("--date", today().isoformat())
+    assert that_day["events"]["unsubscribes"] == 1 and that_day["deliveries"] == figures["deliveries"]
+    assert that_day["edition"]["status"] == "done" and that_day["papers_ingested"] == 436
+    other_day = stats("--date", (today() - timedelta(days=30)).isoformat())
     assert other_day["edition"] is None and sum(other_day["deliveries"].values()) == 0
     assert other_day["most_sent_papers"] == [] and other_day["papers_ingested"] == 0
-    table = runner.invoke(app, ["stats"])
+    table = cli("stats")
     assert table.exit_code == 0 and "most-sent papers" in table.output and "unsubscribes" in table.output
-    assert runner.invoke(app, ["stats", "--date", "yesterday"]).exit_code == 1
+    assert cli("stats", "--date", "yesterday").exit_code == 1

@@ -12,7 +12,6 @@ from newsletter.models import Subscriber
 from subscribers.consent import unsubscribe
 from tests.helpers import add_active
 
-runner = CliRunner()
 
 MIXED_CSV = (
     "email,name,interests,keywords,timezone,send_hour\n"           # line 1
@@ -28,8 +27,6 @@ MIXED_CSV = (
 )
 
 
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def emails(session) -> list[str]:
@@ -37,10 +34,10 @@ def emails(session) -> list[str]:
     return [s.email for s in session.exec(select(Subscriber).order_by(Subscriber.email))]
 
 
-def test_mixed_file_reports_each_bad_row_and_imports_the_good_ones(session, tmp_path):
+def test_mixed_file_reports_each_bad_row_and_imports_the_good_ones(session, tmp_path, cli):
     path = tmp_path / "people.csv"
     path.write_bytes(MIXED_CSV.encode())
-    result = run("subscribers", "import", path, "--json")
+    result = cli("subscribers", "import", path, "--json")
     assert result.exit_code == 1  # some rows were rejected; the valid ones are imported all the same
     report = json.loads(result.stdout)
     reasons = {row["line"]: row["reason"] for row in report["rejected"]}
@@ -57,20 +54,20 @@ def test_mixed_file_reports_each_bad_row_and_imports_the_good_ones(session, tmp_
     assert (ada.status, ada.consent, ada.keywords, ada.timezone, ada.send_hour) == \
            ("pending", "", ["KV cache", "MoE"], "Europe/Paris", 6)
 
-    again = json.loads(run("subscribers", "import", path, "--json").stdout)  # idempotent
+    again = json.loads(cli("subscribers", "import", path, "--json").stdout)  # idempotent
     assert again["imported"] == {} and sorted(again["already_present"]) == emails(session)
     assert len(again["rejected"]) == 5 and len(emails(session)) == 3
 
 
-def test_the_table_report_names_line_and_reason(session, tmp_path):
+def test_the_table_report_names_line_and_reason(session, tmp_path, cli):
     path = tmp_path / "people.csv"
     path.write_bytes(MIXED_CSV.encode())
-    output = run("subscribers", "import", path, "--dry-run").output
+    output = cli("subscribers", "import", path, "--dry-run").output
     assert "rejected rows" in output and "duplicate of line 2" in output and "would import 3 pending" in output
     assert emails(session) == []  # a dry run stores nothing
 
 
-def test_confirmed_records_operator_asserted_consent_and_keeps_suppressions(session, tmp_path):
+def test_confirmed_records_operator_asserted_consent_and_keeps_suppressions(session, tmp_path, cli):
     path = tmp_path / "people.jsonl"
     rows = [{"email": "ada@example.org", "keywords": ["KV cache"]},
             {"email": "gone@example.org", "status": "unsubscribed"},
@@ -78,7 +75,7 @@ def test_confirmed_records_operator_asserted_consent_and_keeps_suppressions(sess
             "not json",
             {"email": "num@example.org", "send_hour": "seven"}]
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
-    result = run("subscribers", "import", path, "--confirmed", "--json")
+    result = cli("subscribers", "import", path, "--confirmed", "--json")
     report = json.loads(result.stdout)
     assert report["imported"] == {"active": 1, "unsubscribed": 1, "pending": 1}
     assert [(r["line"], r["reason"].split(" (")[0]) for r in report["rejected"]] == \
@@ -90,25 +87,25 @@ def test_confirmed_records_operator_asserted_consent_and_keeps_suppressions(sess
     assert by_email["waiting@example.org"].status == "pending"
 
 
-def test_a_file_that_cannot_be_read_is_one_line_and_imports_nothing(session, tmp_path):
+def test_a_file_that_cannot_be_read_is_one_line_and_imports_nothing(session, tmp_path, cli):
     cases = {"no_email.csv": b"name,timezone\nAda,UTC\n", "typo.csv": b"email,keyword\na@example.org,x\n",
              "latin1.csv": "email,name\nzoe@example.org,Zo\xe9\n".encode("latin-1")}
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        result = run("subscribers", "import", tmp_path / name)
+        result = cli("subscribers", "import", tmp_path / name)
         assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
-    assert "no 'email' column" in run("subscribers", "import", tmp_path / "no_email.csv").output
-    assert "unknown column(s) keyword" in run("subscribers", "import", tmp_path / "typo.csv").output
-    assert "not UTF-8" in run("subscribers", "import", tmp_path / "latin1.csv").output
-    assert "no such file" in run("subscribers", "import", tmp_path / "missing.csv").output
+    assert "no 'email' column" in cli("subscribers", "import", tmp_path / "no_email.csv").output
+    assert "unknown column(s) keyword" in cli("subscribers", "import", tmp_path / "typo.csv").output
+    assert "not UTF-8" in cli("subscribers", "import", tmp_path / "latin1.csv").output
+    assert "no such file" in cli("subscribers", "import", tmp_path / "missing.csv").output
     assert emails(session) == []
 
 
-def test_export_then_import_recreates_every_subscriber(session, settings, tmp_path, migrated_template):
+def test_export_then_import_recreates_every_subscriber(session, settings, tmp_path, migrated_template, cli):
     ada = add_active(session, "ada@example.org", "long-context LLMs, \"quoted\"", "KV cache, MoE",
                followed_authors="Tri Dao", excluded_keywords="survey", timezone="Asia/Tokyo", send_hour=21,
                frequency="weekly", name="Ada Lovelace")
-    run("subscribers", "add", "pending@example.org", "--pending", "--interests", "robots; 日本語")
+    cli("subscribers", "add", "pending@example.org", "--pending", "--interests", "robots; 日本語")
     gone = add_active(session, "gone@example.org")
     unsubscribe(session, gone)
     gone.paused = True
@@ -116,7 +113,7 @@ def test_export_then_import_recreates_every_subscriber(session, settings, tmp_pa
     session.commit()
     for format in ("csv", "json"):
         exported = tmp_path / f"export.{format}"
-        assert run("subscribers", "export", "--format", format, "--out", exported).exit_code == 0
+        assert cli("subscribers", "export", "--format", format, "--out", exported).exit_code == 0
         fresh = tmp_path / f"fresh-{format}.db"
         shutil.copy(migrated_template, fresh)
         url = f"sqlite:///{fresh}"
@@ -131,15 +128,15 @@ def test_export_then_import_recreates_every_subscriber(session, settings, tmp_pa
             assert export_rows(other) == export_rows(session)
 
 
-def test_export_to_stdout_is_importable_csv(session, tmp_path):
+def test_export_to_stdout_is_importable_csv(session, tmp_path, cli):
     add_active(session, "ada@example.org", keywords="KV cache")
-    output = run("subscribers", "export").stdout
+    output = cli("subscribers", "export").stdout
     assert output.splitlines()[0].startswith("email,name,status,")
     assert "ada@example.org,,active," in output
-    assert run("subscribers", "export", "--format", "xml").exit_code == 1
+    assert cli("subscribers", "export", "--format", "xml").exit_code == 1
 
 
-def test_update_sets_the_profiles_of_present_addresses_and_never_their_consent(session, tmp_path):
+def test_update_sets_the_profiles_of_present_addresses_and_never_their_consent(session, tmp_path, cli):
     ada = add_active(session, "ada@example.org", "diffusion models", "DDPM")
     pending = Subscriber(email="waiting@example.org", status="pending", interests="robots")
     gone = Subscriber(email="gone@example.org", status="active", interests="old")
@@ -154,17 +151,17 @@ def test_update_sets_the_profiles_of_present_addresses_and_never_their_consent(s
         {"email": "gone@example.org", "status": "active", "timezone": "Asia/Tokyo"},
         {"email": "new@example.org", "interests": "speech"}]) + "\n")
 
-    plain = json.loads(run("subscribers", "import", path, "--confirmed", "--json").stdout)
+    plain = json.loads(cli("subscribers", "import", path, "--confirmed", "--json").stdout)
     assert plain["updated"] == [] and len(plain["already_present"]) == 3
     session.expire_all()
     assert session.get(Subscriber, ada.id).interests == "diffusion models"  # without --update: left alone
 
-    dry = run("subscribers", "import", path, "--confirmed", "--update", "--dry-run")
+    dry = cli("subscribers", "import", path, "--confirmed", "--update", "--dry-run")
     assert "2 profiles to update" in dry.output
     session.expire_all()
     assert session.get(Subscriber, ada.id).interests == "diffusion models"
 
-    report = json.loads(run("subscribers", "import", path, "--confirmed", "--update", "--json").stdout)
+    report = json.loads(cli("subscribers", "import", path, "--confirmed", "--update", "--json").stdout)
     assert sorted(report["updated"]) == ["ada@example.org", "gone@example.org"]
     session.expire_all()
     by_email = {s.email: s for s in session.exec(select(Subscriber))}

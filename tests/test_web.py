@@ -8,9 +8,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter.pipeline import run_daily
+from newsletter.jobs import run_daily
 from newsletter.web.app import SECURITY_HEADERS, create_app
-from tests.helpers import TODAY, add_active, ingest_sample, text_part, without_tokens
+from newsletter.clock import today
+from tests.helpers import add_active, ingest_sample, text_part, without_tokens
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 ADMIN_PATHS = ["/admin", "/admin/preview", "/admin/preview?subscriber=ada@example.org",
@@ -21,7 +22,7 @@ ADMIN_PATHS = ["/admin", "/admin/preview", "/admin/preview?subscriber=ada@exampl
 def test_preview_requires_the_admin_token(session, settings):
     ingest_sample(session)
     add_active(session, "ada@example.org", "diffusion models", "diffusion")
-    client = TestClient(create_app())
+    client = TestClient(create_app(settings))
     assert client.get("/preview/ada@example.org").status_code == 401
     assert client.get("/preview/ada@example.org", headers={"Authorization": "Bearer wrong"}).status_code == 401
     response = client.get("/preview/ada@example.org", headers=ADMIN)
@@ -43,12 +44,10 @@ def test_no_admin_page_opens_without_the_token(session, web, path):
     assert web.get(path, headers=ADMIN).status_code == 200
 
 
-def test_admin_is_closed_when_no_token_is_configured(session, settings, monkeypatch):
-    from newsletter.config import get_settings
-    monkeypatch.setenv("NEWSLETTER_ADMIN_TOKEN", "")
-    get_settings.cache_clear()
+def test_admin_is_closed_when_no_token_is_configured(session, settings):
+    settings.admin_token = ""
     add_active(session, "ada@example.org")
-    client = TestClient(create_app())
+    client = TestClient(create_app(settings))
     for path in ADMIN_PATHS:
         assert client.get(path + ("&" if "?" in path else "?") + "token=").status_code == 401
 
@@ -59,10 +58,10 @@ def test_admin_lists_recent_editions_with_delivery_counts(session, smtp_settings
     add_active(session, "grace@example.org", "Gaussian splatting", "Gaussian Splatting")
     add_active(session, "paused@example.org", "anything").paused = True
     session.commit()
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     page = web.get("/admin?token=test-admin-token")
     assert page.status_code == 200
-    row = page.text.split(f'<a href="/archive/{TODAY.isoformat()}">')[1].split("</tr>")[0]
+    row = page.text.split(f'<a href="/archive/{today().isoformat()}">')[1].split("</tr>")[0]
     cells = [c.split("<")[0] for c in row.split('<td class="num">')[1:]]
     assert cells == ["0", "0", "2", "0", "0", "2"]  # pending, sending, sent, failed, skipped, total
     assert page.url.path == "/admin" and not page.url.query  # the token left the address at once
@@ -72,9 +71,9 @@ def test_admin_lists_recent_editions_with_delivery_counts(session, smtp_settings
 def test_admin_preview_shows_exactly_the_email_that_would_be_sent(session, smtp_settings, sink, web):
     ingest_sample(session)
     add_active(session, "ada@example.org", "LLM <inference>", "KV cache")
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     sent = message_from_bytes(sink.handler.envelopes[0].original_content, policy=default)
-    query = f"subscriber=ada@example.org&date={TODAY.isoformat()}&token=test-admin-token"
+    query = f"subscriber=ada@example.org&date={today().isoformat()}&token=test-admin-token"
     page = web.get(f"/admin/preview?{query}")
     assert page.status_code == 200
     assert "frame-src 'self'" in page.headers["Content-Security-Policy"]
@@ -115,14 +114,14 @@ def test_unexpected_errors_show_a_plain_page_without_a_trace(session, settings, 
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr("newsletter.web.archive.trending_papers", broken)
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
     response = client.get("/")
     assert response.status_code == 500 and "Something went wrong" in response.text
     assert "secret internals" not in response.text and "Traceback" not in response.text
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
-def test_a_browser_signs_in_once_with_an_httponly_cookie_that_is_not_the_token(session, web, monkeypatch):
+def test_a_browser_signs_in_once_with_an_httponly_cookie_that_is_not_the_token(session, web, settings):
     assert web.get("/admin").status_code == 401
     wrong = web.post("/admin/login", data={"token": "guess"})
     assert wrong.status_code == 401 and "not the admin token" in wrong.text and "newsletter_admin" not in web.cookies
@@ -132,12 +131,9 @@ def test_a_browser_signs_in_once_with_an_httponly_cookie_that_is_not_the_token(s
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "test-admin-token" not in cookie
     assert web.get("/admin").status_code == 200 and web.get("/admin/preview").status_code == 200
 
-    from newsletter.config import get_settings
-    monkeypatch.setenv("NEWSLETTER_ADMIN_TOKEN", "a-new-token")  # changing the token signs every browser out
-    get_settings.cache_clear()
+    settings.admin_token = "a-new-token"  # changing the token signs every browser out
     assert web.get("/admin").status_code == 401
-    monkeypatch.setenv("NEWSLETTER_ADMIN_TOKEN", "test-admin-token")
-    get_settings.cache_clear()
+    settings.admin_token = "test-admin-token"
     assert web.get("/admin").status_code == 200
     web.post("/admin/logout")
     assert web.get("/admin").status_code == 401

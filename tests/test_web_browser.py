@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from newsletter.config import get_settings
-from newsletter.pipeline import run_daily
+from newsletter.jobs import run_daily
+from newsletter.clock import today
 from subscribers.profiles import find_subscriber
-from tests.helpers import TODAY, add_active, html_part, ingest_sample, links, received
+from tests.helpers import add_active, html_part, ingest_sample, links, received
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 900}
@@ -43,7 +43,7 @@ def open_page(browser, viewport=DESKTOP, **options):
     return context, page, problems
 
 
-def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, session, sink, live_server):
+def test_a_person_subscribes_confirms_tunes_and_unsubscribes(settings, browser, shots, session, sink, live_server):
     ingest_sample(session)
     context, page, problems = open_page(browser)
     page.goto(live_server.url + "/")
@@ -85,7 +85,7 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, ses
     assert (subscriber.followed_authors, subscriber.excluded_keywords, subscriber.frequency, subscriber.timezone) \
         == (["Tri Dao"], ["robotics"], "daily", "America/New_York")
 
-    run_daily(session, TODAY, get_settings())
+    run_daily(session, today(), settings)
     edition = wait_for_mail(sink, 2)
     page.goto(links(edition, "/view/")[0])
     shoot(page, shots, "05-view-in-browser")
@@ -113,13 +113,13 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(browser, shots, ses
     context.close()
 
 
-def test_pages_fit_a_375px_phone(browser, shots, session, sink, live_server):
+def test_pages_fit_a_375px_phone(settings, browser, shots, session, sink, live_server):
     ingest_sample(session)
     ada = add_active(session, "ada@example.org", "LLM inference", "KV cache")
-    run_daily(session, TODAY, get_settings())  # after live_server: links point at it
+    run_daily(session, today(), settings)  # after live_server: links point at it
     edition = wait_for_mail(sink, 1)
     context, page, problems = open_page(browser, viewport=MOBILE, is_mobile=True, has_touch=True)
-    pages = {"home": "/", "archive": "/archive", "archive-day": f"/archive/{TODAY.isoformat()}",
+    pages = {"home": "/", "archive": "/archive", "archive-day": f"/archive/{today().isoformat()}",
              "preferences": links(edition, "/preferences/")[0], "feedback": links(edition, "/feedback/")[0],
              "unsubscribe": links(edition, "/unsubscribe/")[0], "bad-link": "/preferences/not-a-token",
              "not-found": "/no-such-page"}
@@ -148,10 +148,10 @@ def test_the_site_works_without_javascript(browser, session, sink, live_server):
     context.close()
 
 
-def test_the_admin_preview_in_the_browser(browser, shots, session, sink, live_server):
+def test_the_admin_preview_in_the_browser(settings, browser, shots, session, sink, live_server):
     ingest_sample(session)
     add_active(session, "ada@example.org", "LLM inference", "KV cache")
-    run_daily(session, TODAY, get_settings())  # after live_server: links point at it
+    run_daily(session, today(), settings)  # after live_server: links point at it
     context, page, problems = open_page(browser)
     page.goto(f"{live_server.url}/admin?token=test-admin-token")
     shoot(page, shots, "10-admin")

@@ -6,16 +6,17 @@ from markupsafe import escape
 from sqlmodel import select
 
 from newsletter.models import Delivery, Edition, Event, Feedback, Paper, Pick
-from newsletter.pipeline import run_daily
+from newsletter.jobs import run_daily
+from newsletter.clock import today
 from subscribers.tokens import make_token, read_token
-from tests.helpers import TODAY, add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
+from tests.helpers import add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
 
 
 def first_edition(session, smtp_settings, sink, email="ada@example.org", **profile):
     ingest_sample(session)
     subscriber = add_active(session, email, profile.pop("interests", "language model inference"),
                             profile.pop("keywords", "KV cache"), **profile)
-    run_daily(session, TODAY, smtp_settings)
+    run_daily(session, today(), smtp_settings)
     return subscriber, received(sink)[-1]
 
 
@@ -38,17 +39,17 @@ def test_every_email_links_to_preferences_view_in_browser_and_archive(session, s
     assert len(titles) == 10 and all(" ".join(title.split()) in shown for title in titles)
 
 
-def test_preferences_show_the_profile_and_the_editions_received(session, smtp_settings, sink, web):
+def test_preferences_show_the_profile_and_the_editions_received(settings, session, smtp_settings, sink, web):
     subscriber, message = first_edition(session, smtp_settings, sink, interests="<script>alert(1)</script> LLMs")
     page = web.get(url_path(links(message, "/preferences/")[0]))
     assert page.status_code == 200 and "ada@example.org" in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; LLMs</textarea>" in page.text and "<script>alert" not in page.text
     assert 'value="KV cache"' in page.text
-    assert TODAY.strftime("%B ") + str(TODAY.day) in page.text and "10 papers" in page.text
+    assert today().strftime("%B ") + str(today().day) in page.text and "10 papers" in page.text
     view_link = page.text.split('<a href="/view/')[1].split('"')[0]
     assert web.get(f"/view/{view_link}").status_code == 200
     unsubscribe_action = page.text.split('<form method="post" action="/unsubscribe/')[1].split('"')[0]
-    assert read_token("unsubscribe", unsubscribe_action)["s"] == subscriber.id
+    assert read_token("unsubscribe", unsubscribe_action, settings)["s"] == subscriber.id
 
 
 def test_saving_preferences_updates_every_field_and_pausing_stops_mail(session, smtp_settings, sink, web):
@@ -66,7 +67,7 @@ def test_saving_preferences_updates_every_field_and_pausing_stops_mail(session, 
         "Speculative decoding", ["speculative decoding", "MoE"], ["Tri Dao"], ["robotics"], "weekly", 18,
         "Asia/Tokyo", True)
     from datetime import timedelta
-    report = run_daily(session, TODAY + timedelta(days=1), smtp_settings)
+    report = run_daily(session, today() + timedelta(days=1), smtp_settings)
     assert report.plan.planned == 0 and len(received(sink)) == 1  # paused: planned for nobody, nothing sent
     resumed = web.post(url, data={**form, "paused": ""})
     session.refresh(subscriber)
@@ -90,25 +91,25 @@ def test_bad_preferences_are_refused_with_what_was_typed_kept(session, smtp_sett
     assert subscriber.interests == "language model inference" and subscriber.followed_authors == []
 
 
-def test_preference_links_are_bound_to_their_purpose_and_subscriber(session, web, monkeypatch):
+def test_preference_links_are_bound_to_their_purpose_and_subscriber(settings, session, web, monkeypatch):
     ada = add_active(session, "ada@example.org")
-    for token in ("x", make_token("unsubscribe", ada.id, ada.email), make_token("feedback", ada.id, ada.email),
-                  make_token("preferences", ada.id, "grace@example.org"),
-                  make_token("preferences", ada.id, ada.email)[:-3] + "abc"):
+    for token in ("x", make_token("unsubscribe", ada.id, ada.email, settings), make_token("feedback", ada.id, ada.email, settings),
+                  make_token("preferences", ada.id, "grace@example.org", settings),
+                  make_token("preferences", ada.id, ada.email, settings)[:-3] + "abc"):
         response = web.get(f"/preferences/{token}")
         assert response.status_code == 400 and "This link does not work" in response.text
     with monkeypatch.context() as patch:
         patch.setattr("itsdangerous.timed.TimestampSigner.get_timestamp", lambda self: int(time.time()) - 91 * 86400)
-        old = make_token("preferences", ada.id, ada.email)
+        old = make_token("preferences", ada.id, ada.email, settings)
     expired = web.get(f"/preferences/{old}")
     assert expired.status_code == 400 and "This link has expired" in expired.text
 
 
-def test_an_expired_preferences_link_mails_a_fresh_one(session, web, sink, monkeypatch):
+def test_an_expired_preferences_link_mails_a_fresh_one(settings, session, web, sink, monkeypatch):
     ada = add_active(session, "ada@example.org")
     with monkeypatch.context() as patch:
         patch.setattr("itsdangerous.timed.TimestampSigner.get_timestamp", lambda self: int(time.time()) - 91 * 86400)
-        old = make_token("preferences", ada.id, ada.email)
+        old = make_token("preferences", ada.id, ada.email, settings)
     token = web.get(f"/preferences/{old}").text.split('name="csrf_token" value="')[1].split('"')[0]
     assert web.post(f"/renew/preferences/{old}", data={"csrf_token": token}).status_code == 200
     [message] = received(sink)
@@ -162,13 +163,13 @@ def test_preferences_list_the_judged_papers_and_forget_one(session, smtp_setting
     assert web.post(f"{url}/forget", data={**form, "paper_id": "x"}).status_code == 422
 
 
-def test_feedback_links_are_checked(session, web):
+def test_feedback_links_are_checked(settings, session, web):
     ada = add_active(session, "ada@example.org")
-    for token in ("nope", make_token("preferences", ada.id, ada.email),
-                  make_token("feedback", ada.id, ada.email, {"p": 1, "k": "sideways"}),
-                  make_token("feedback", ada.id, ada.email, {"p": "1", "k": "more"})):
+    for token in ("nope", make_token("preferences", ada.id, ada.email, settings),
+                  make_token("feedback", ada.id, ada.email, settings, {"p": 1, "k": "sideways"}),
+                  make_token("feedback", ada.id, ada.email, settings, {"p": "1", "k": "more"})):
         assert web.get(f"/feedback/{token}").status_code == 400
-    assert web.get(f"/feedback/{make_token('feedback', ada.id, ada.email, {'p': 999, 'k': 'more'})}").status_code == 404
+    assert web.get(f"/feedback/{make_token('feedback', ada.id, ada.email, settings, {'p': 999, 'k': 'more'})}").status_code == 404
 
 
 def test_one_click_unsubscribe_then_subscribe_again(session, smtp_settings, sink, web):
@@ -198,24 +199,24 @@ def test_one_click_unsubscribe_then_subscribe_again(session, smtp_settings, sink
 def test_the_archive_lists_editions_and_shows_each_days_papers(session, smtp_settings, sink, web):
     first_edition(session, smtp_settings, sink)
     index = web.get("/archive")
-    assert index.status_code == 200 and f'href="/archive/{TODAY.isoformat()}"' in index.text
-    day = web.get(f"/archive/{TODAY.isoformat()}")
+    assert index.status_code == 200 and f'href="/archive/{today().isoformat()}"' in index.text
+    day = web.get(f"/archive/{today().isoformat()}")
     assert day.status_code == 200 and day.text.count('class="paper-title"') == 15
     assert web.get("/archive/2001-01-01").status_code == 404
     assert web.get("/archive/not-a-date").status_code == 422
     from datetime import timedelta
-    session.add(Edition(date=TODAY + timedelta(days=1)))
+    session.add(Edition(date=today() + timedelta(days=1)))
     session.commit()
-    assert web.get(f"/archive/{(TODAY + timedelta(days=1)).isoformat()}").status_code == 404  # not published yet
+    assert web.get(f"/archive/{(today() + timedelta(days=1)).isoformat()}").status_code == 404  # not published yet
 
 
 def test_archive_pages_escape_paper_fields(session, web):
     from newsletter.ingest import ingest
     from tests.conftest import FIXTURES
     ingest(session, str(FIXTURES / "hf_daily_papers.json"))
-    session.add(Edition(date=TODAY))
+    session.add(Edition(date=today()))
     session.commit()
-    page = web.get(f"/archive/{TODAY.isoformat()}").text
+    page = web.get(f"/archive/{today().isoformat()}").text
     assert "Trending papers" in page
     assert "KV-Cache Compression &lt;b&gt;for&lt;/b&gt; Long-Context LLMs &amp; Beyond" in page
     assert "<b>for</b>" not in page
@@ -223,11 +224,11 @@ def test_archive_pages_escape_paper_fields(session, web):
     assert "Trending today" in home and "&lt;b&gt;for&lt;/b&gt;" in home
 
 
-def test_view_links_are_checked(session, smtp_settings, sink, web):
+def test_view_links_are_checked(settings, session, smtp_settings, sink, web):
     subscriber, _ = first_edition(session, smtp_settings, sink)
-    other_day = make_token("view", subscriber.id, subscriber.email, {"d": "2001-01-01"})
+    other_day = make_token("view", subscriber.id, subscriber.email, settings, {"d": "2001-01-01"})
     assert web.get(f"/view/{other_day}").status_code == 404
-    for token in (make_token("view", subscriber.id, subscriber.email, {"d": "garbage"}),
-                  make_token("preferences", subscriber.id, subscriber.email), "tampered"):
+    for token in (make_token("view", subscriber.id, subscriber.email, settings, {"d": "garbage"}),
+                  make_token("preferences", subscriber.id, subscriber.email, settings), "tampered"):
         assert web.get(f"/view/{token}").status_code == 400
     assert session.exec(select(Delivery)).first().status == "sent"

@@ -1,20 +1,15 @@
 """The home page, sign-up with double opt-in, no enumeration, CSRF and rate limits (HTTP level, real SMTP sink)."""
 
 import time
-import uuid
 
 import pytest
 import redis
 from sqlmodel import select
 
-from newsletter.config import get_settings
 from newsletter.models import Event, Subscriber
 from subscribers.profiles import find_subscriber
 from subscribers.tokens import make_token
 from tests.helpers import add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
-
-REDIS_URL = "redis://127.0.0.1:6379/7"  # this issue's Redis database
-
 
 def sign_up(web, email, **fields):
     data = {"csrf_token": csrf_token(web, "/"), "email": email, "interests": "", "keywords": "",
@@ -22,12 +17,12 @@ def sign_up(web, email, **fields):
     return web.post("/subscribe", data=data)
 
 
-def make_old_token(monkeypatch, purpose, subscriber, days):
+def make_old_token(monkeypatch, purpose, subscriber, days, settings):
     """A genuine token signed `days` ago."""
     with monkeypatch.context() as patch:
         patch.setattr("itsdangerous.timed.TimestampSigner.get_timestamp",
                       lambda self: int(time.time()) - days * 86400)
-        return make_token(purpose, subscriber.id, subscriber.email)
+        return make_token(purpose, subscriber.id, subscriber.email, settings)
 
 
 def test_home_page_explains_shows_trending_papers_and_the_form(session, web):
@@ -131,9 +126,8 @@ def test_forms_without_a_valid_csrf_token_change_nothing(session, web, sink):
     assert response.status_code == 200 and find_subscriber(session, "ada@example.org")
 
 
-def test_sign_ups_are_limited_per_client(session, web, sink, monkeypatch):
-    monkeypatch.setenv("NEWSLETTER_SUBSCRIBE_LIMIT_PER_IP", "3")
-    get_settings.cache_clear()
+def test_sign_ups_are_limited_per_client(session, web, sink, settings):
+    settings.subscribe_limit_per_ip = 3
     statuses = [sign_up(web, f"user{n}@example.org").status_code for n in range(4)]
     assert statuses == [200, 200, 200, 429]
     limited = sign_up(web, "user9@example.org")
@@ -141,9 +135,8 @@ def test_sign_ups_are_limited_per_client(session, web, sink, monkeypatch):
     assert len(received(sink)) == 3 and find_subscriber(session, "user9@example.org") is None
 
 
-def test_sign_ups_are_limited_per_address(session, web, sink, monkeypatch):
-    monkeypatch.setenv("NEWSLETTER_SUBSCRIBE_LIMIT_PER_ADDRESS", "2")
-    get_settings.cache_clear()
+def test_sign_ups_are_limited_per_address(session, web, sink, settings):
+    settings.subscribe_limit_per_address = 2
     statuses = [sign_up(web, address).status_code
                 for address in ("ada@example.org", "ADA@example.org", "ada@EXAMPLE.org", "bob@example.org")]
     assert statuses == [200, 200, 429, 200]
@@ -151,54 +144,38 @@ def test_sign_ups_are_limited_per_address(session, web, sink, monkeypatch):
 
 
 @pytest.mark.redis
-def test_redis_backed_limits_are_shared_by_every_web_worker(session, sink, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from newsletter.web import ratelimit
-    from newsletter.web.app import create_app
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-    prefix = f"test:{uuid.uuid4().hex}:"
-    monkeypatch.setattr(ratelimit, "KEY_PREFIX", prefix)
-    for name, value in {"NEWSLETTER_RATE_LIMIT_STORE": "redis", "NEWSLETTER_REDIS_URL": REDIS_URL,
-                        "NEWSLETTER_SUBSCRIBE_LIMIT_PER_IP": "2"}.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        first, second = TestClient(create_app()), TestClient(create_app())  # two workers, one Redis
-        assert sign_up(first, "a@example.org").status_code == 200
-        assert sign_up(second, "b@example.org").status_code == 200
-        assert sign_up(first, "c@example.org").status_code == 429
-        assert client.keys(f"{prefix}*")
-    finally:
-        keys = client.keys(f"{prefix}*")
-        if keys:
-            client.delete(*keys)
-
-
-def test_an_unreachable_redis_does_not_block_sign_ups(session, sink, monkeypatch):
+def test_redis_backed_limits_are_shared_by_every_web_worker(session, sink, settings, redis_url):
     from fastapi.testclient import TestClient
 
     from newsletter.web.app import create_app
 
+    settings.rate_limit_store, settings.subscribe_limit_per_ip = "redis", 2
+    first, second = TestClient(create_app(settings)), TestClient(create_app(settings))  # two workers, one Redis
+    assert sign_up(first, "a@example.org").status_code == 200
+    assert sign_up(second, "b@example.org").status_code == 200
+    assert sign_up(first, "c@example.org").status_code == 429
+    assert redis.Redis.from_url(redis_url).keys(f"{settings.redis_key_prefix}newsletter:ratelimit:*")
+
+
+def test_an_unreachable_redis_does_not_block_sign_ups(session, sink, settings):
     import socket
+
+    from fastapi.testclient import TestClient
+
+    from newsletter.web.app import create_app
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-    monkeypatch.setenv("NEWSLETTER_RATE_LIMIT_STORE", "redis")
-    monkeypatch.setenv("NEWSLETTER_REDIS_URL", f"redis://127.0.0.1:{closed_port}/7")
-    get_settings.cache_clear()
-    assert sign_up(TestClient(create_app()), "ada@example.org").status_code == 200
+    settings.rate_limit_store, settings.redis_url = "redis", f"redis://127.0.0.1:{closed_port}/0"
+    assert sign_up(TestClient(create_app(settings)), "ada@example.org").status_code == 200
+    assert find_subscriber(session, "ada@example.org") is not None
 
 
-def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, monkeypatch):
+def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, settings, monkeypatch):
     sign_up(web, "ada@example.org")
     subscriber = find_subscriber(session, "ada@example.org")
-    old = make_old_token(monkeypatch, "confirm", subscriber, days=8)
+    old = make_old_token(monkeypatch, "confirm", subscriber, 8, settings)
     expired = web.get(f"/confirm/{old}")
     assert expired.status_code == 400 and "This link has expired" in expired.text
     assert f'action="/renew/confirm/{old}"' in expired.text
@@ -213,30 +190,30 @@ def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, monke
     assert subscriber.status == "active"
 
 
-def test_bad_tampered_and_cross_purpose_confirmation_links_get_a_clear_page(session, web, monkeypatch):
+def test_bad_tampered_and_cross_purpose_confirmation_links_get_a_clear_page(settings, session, web, monkeypatch):
     sign_up(web, "ada@example.org")
     subscriber = find_subscriber(session, "ada@example.org")
-    good = make_token("confirm", subscriber.id, subscriber.email)
+    good = make_token("confirm", subscriber.id, subscriber.email, settings)
     for token in ("garbage", good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
-                  make_token("unsubscribe", subscriber.id, subscriber.email),
-                  make_token("preferences", subscriber.id, subscriber.email),
-                  make_token("confirm", subscriber.id, "someone.else@example.org"),
-                  make_token("confirm", subscriber.id + 1, subscriber.email)):
+                  make_token("unsubscribe", subscriber.id, subscriber.email, settings),
+                  make_token("preferences", subscriber.id, subscriber.email, settings),
+                  make_token("confirm", subscriber.id, "someone.else@example.org", settings),
+                  make_token("confirm", subscriber.id + 1, subscriber.email, settings)):
         for response in (web.get(f"/confirm/{token}"), web.post(f"/confirm/{token}")):
             assert response.status_code == 400 and "This link does not work" in response.text
             assert "Traceback" not in response.text
     session.refresh(subscriber)
     assert subscriber.status == "pending"
-    old_unsubscribe = make_old_token(monkeypatch, "unsubscribe", subscriber, days=400)
+    old_unsubscribe = make_old_token(monkeypatch, "unsubscribe", subscriber, 400, settings)
     assert web.post(f"/renew/unsubscribe/{old_unsubscribe}",
                     data={"csrf_token": csrf_token(web, "/")}).status_code == 404  # only confirm/preferences renew
 
 
-def test_a_bounced_address_cannot_be_confirmed(session, web):
+def test_a_bounced_address_cannot_be_confirmed(settings, session, web):
     subscriber = add_active(session, "gone@example.org")
     subscriber.status = "bounced"
     session.commit()
-    link = f"/confirm/{make_token('confirm', subscriber.id, subscriber.email)}"
+    link = f"/confirm/{make_token('confirm', subscriber.id, subscriber.email, settings)}"
     for response in (web.get(link), web.post(link)):
         assert response.status_code == 409 and "cannot be subscribed" in response.text
     session.refresh(subscriber)

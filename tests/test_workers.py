@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import func, select
 
-from newsletter.config import get_settings
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
+from newsletter.clock import today
 from tasks.celery_app import create_celery
-from tests.helpers import TODAY, WorkerProcess, ingest_sample, wait_until
+from tests.helpers import WorkerProcess, ingest_sample, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -25,11 +25,9 @@ PER_ZONE = 40
 
 
 @pytest.fixture
-def client(redis_url, smtp_settings, monkeypatch):
-    """A Celery app in the test process that enqueues to, and reads results from, the test Redis."""
-    monkeypatch.setenv("NEWSLETTER_REDIS_URL", redis_url)
-    get_settings.cache_clear()
-    app = create_celery(get_settings())
+def client(redis_url, smtp_settings):
+    """A Celery app in the test process that enqueues to, and reads results from, this test's Redis keys."""
+    app = create_celery(smtp_settings)
     yield app
     app.close()
 
@@ -54,11 +52,10 @@ def message_ids(sink) -> Counter:
     return Counter(m["Message-ID"] for m in sink.messages())
 
 
-def test_daily_flow_each_subscriber_gets_one_email_at_their_local_hour(session, sink, client, tmp_path,
-                                                                         monkeypatch):
+def test_daily_flow_each_subscriber_gets_one_email_at_their_local_hour(session, settings, sink, client, tmp_path):
     """A frozen day of hourly ticks (some enqueued twice) over seven time zones, with a real worker and sink."""
-    start = datetime.combine(TODAY + timedelta(days=2), time(), tzinfo=timezone.utc)  # papers are still candidates
-    monkeypatch.setenv("NEWSLETTER_WEEKLY_WEEKDAY", str(start.weekday()))  # some zones are still on the day before
+    start = datetime.combine(today() + timedelta(days=2), time(), tzinfo=timezone.utc)  # papers are still candidates
+    settings.weekly_weekday = start.weekday()  # some zones are still on the day before
     ingest_sample(session)
     rng = random.Random(6)
     subscribers = []
@@ -75,7 +72,7 @@ def test_daily_flow_each_subscriber_gets_one_email_at_their_local_hour(session, 
 
     ticks = [start + timedelta(hours=h) for h in range(24)]
     sent_at_tick: dict[str, list[int]] = {}
-    with WorkerProcess("daily", tmp_path) as worker:
+    with WorkerProcess("daily", tmp_path, settings) as worker:
         for index, now in enumerate(ticks):
             before = len(sink.handler.envelopes)
             copies = 2 if index % 4 == 0 else 1  # as a redelivered or doubled tick would be
@@ -102,15 +99,15 @@ def test_daily_flow_each_subscriber_gets_one_email_at_their_local_hour(session, 
     assert max(message_ids(sink).values()) == 1
 
 
-def test_a_send_task_run_twice_sends_nothing_twice(session, sink, client, tmp_path):
+def test_a_send_task_run_twice_sends_nothing_twice(session, settings, sink, client, tmp_path):
     ingest_sample(session)
     session.add_all([Subscriber(email=f"reader{n}@example.org", status="active", interests="language models")
                      for n in range(30)])
     session.commit()
-    planned = plan_edition(session, TODAY, get_settings())
+    planned = plan_edition(session, today(), settings)
     session.commit()
     ids = list(session.exec(select(Delivery.id).order_by(Delivery.id)))
-    with WorkerProcess("twice", tmp_path) as worker:
+    with WorkerProcess("twice", tmp_path, settings) as worker:
         first, second = (client.send_task("tasks.tasks.send_batch", args=[planned.edition_id, ids]) for _ in "12")
         reports = wait_all(client, [first.id, second.id], [worker])
     assert [(r["sent"], r["skipped"]) for r in reports] == [(30, 0), (0, 30)]
@@ -123,11 +120,9 @@ CRASH_BUDGET = 420  # seconds from the first tick to the last delivery: the test
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_duplicates_at_most_its_message_in_flight(
-        session, sink, client, tmp_path, monkeypatch):
+        session, settings, sink, client, tmp_path):
     """Two workers send an edition; one is SIGKILLed mid-send; a fresh worker and the tick finish the edition."""
-    monkeypatch.setenv("NEWSLETTER_DELIVERY_LEASE_SECONDS", str(LEASE_SECONDS))
-    monkeypatch.setenv("NEWSLETTER_SEND_BATCH_SIZE", "100")
-    get_settings.cache_clear()
+    settings.delivery_lease_seconds, settings.send_batch_size = LEASE_SECONDS, 100
     ingest_sample(session)
     topics = ["language models", "3D vision", "robot learning", "diffusion", "reinforcement learning"]
     session.add_all([Subscriber(email=f"reader{n}@example.org", status="active", send_hour=0,
@@ -136,14 +131,14 @@ def test_a_worker_killed_mid_send_loses_nothing_and_duplicates_at_most_its_messa
     session.commit()
 
     started = monotonic()
-    with WorkerProcess("a", tmp_path) as doomed, WorkerProcess("b", tmp_path) as survivor:
+    with WorkerProcess("a", tmp_path, settings) as doomed, WorkerProcess("b", tmp_path, settings) as survivor:
         tick = client.send_task("tasks.tasks.send_tick")
         wait_until(lambda: len(sink.handler.envelopes) >= CRASH_SUBSCRIBERS // 4, CRASH_BUDGET / 2,
                    "a quarter of the edition", [doomed, survivor])
         doomed.kill()
         killed_at, kill_time = len(sink.handler.envelopes), monotonic() - started
         assert tick.ready() and tick.get()["due"] == CRASH_SUBSCRIBERS
-        with WorkerProcess("c", tmp_path) as fresh:
+        with WorkerProcess("c", tmp_path, settings) as fresh:
             def finished() -> bool:  # what beat does: a tick now and then re-queues what the dead worker held
                 client.send_task("tasks.tasks.send_tick")
                 return unfinished(session) == 0

@@ -33,6 +33,7 @@ from sqlmodel import Session, select
 
 from newsletter.config import Settings
 from newsletter.delivery.envelope import delivery_from_bounce_address
+from newsletter.delivery.message import delivery_of_message_id
 from newsletter.delivery.suppression import record_complaint, record_hard_bounce, record_soft_bounce
 from newsletter.errors import BadToken, InvalidInput
 from newsletter.models import Delivery, Event, Subscriber
@@ -42,7 +43,6 @@ from subscribers.tokens import read_token, token_matches
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 COMPLAINT_TYPES = {"abuse", "fraud", "virus"}
 HANDLED_KINDS = ("bounce", "soft_bounce", "complaint", "unsubscribe", "report_ignored")
-_OUR_MESSAGE_ID = re.compile(r"<edition-(\d+)\.delivery-(\d+)@[^>]+>")
 _UNSUBSCRIBE_TOKEN = re.compile(r"unsubscribe\s+([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)", re.I)
 _TOKEN_IN_URL = re.compile(r"/unsubscribe/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
 _STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
@@ -177,10 +177,10 @@ def _match(session: Session, message: Message, original: Message | None, setting
         if delivery_id is not None and (delivery := session.get(Delivery, delivery_id)) is not None:
             return session.get(Subscriber, delivery.subscriber_id), "verp", delivery_id
     if original is not None:
-        found = _OUR_MESSAGE_ID.search(str(original.get("Message-ID", "")))
+        found = delivery_of_message_id(str(original.get("Message-ID", "")))
         if found:
-            delivery = session.get(Delivery, int(found.group(2)))
-            if delivery is not None and delivery.message_id == found.group(0):
+            delivery = session.get(Delivery, found[0])
+            if delivery is not None and delivery.message_id == found[1]:
                 return session.get(Subscriber, delivery.subscriber_id), "message-id", delivery.id
         for token in _TOKEN_IN_URL.findall(str(original.get("List-Unsubscribe", ""))):
             subscriber = _subscriber_for_token(session, token, settings)

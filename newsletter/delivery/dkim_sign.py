@@ -22,7 +22,7 @@ from pathlib import Path
 
 from newsletter.config import Settings
 from newsletter.errors import DeliveryError
-from newsletter.render.mime import address_domain
+from newsletter.delivery.mime import address_domain
 
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
                   b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"precedence")

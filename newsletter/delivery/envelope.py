@@ -16,7 +16,7 @@ from functools import lru_cache
 from email.utils import parseaddr
 
 from newsletter.config import Settings
-from newsletter.render.mime import address_domain
+from newsletter.delivery.mime import address_domain
 
 _VERP_TAG = re.compile(r"\+d(\d+)-([a-z2-7]{10})@", re.IGNORECASE)
 

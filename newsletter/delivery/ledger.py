@@ -24,7 +24,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, bindparam, func, or_, update
 from sqlmodel import Session, select
 
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
+from newsletter.clock import utcnow
+
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber
 
 DEFAULT_LEASE = timedelta(minutes=15)
 

@@ -85,5 +85,5 @@ def rate_limit_for(settings: Settings):
     if settings.send_rate <= 0:
         return NoLimit()
     if settings.send_rate_shared:
-        return RedisRateLimit(settings.send_rate, settings.redis_url)
+        return RedisRateLimit(settings.send_rate, settings.redis_url, settings.redis_key_prefix + RATE_KEY)
     return LocalRateLimit(settings.send_rate)

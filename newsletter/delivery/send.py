@@ -17,16 +17,19 @@ from datetime import timedelta
 from sqlalchemy import Row, update
 from sqlmodel import Session, select
 
-from newsletter.compose import delivery_message_id, message_bytes, picks_of_deliveries, render_for, trending_papers
+from newsletter.clock import utcnow
+from newsletter.compose import picks_of_deliveries, render_for
 from newsletter.config import Settings
 from newsletter.delivery import ledger
 from newsletter.delivery.dkim_sign import dkim_signer
 from newsletter.delivery.envelope import envelope_sender
+from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.rate import rate_limit_for
 from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.log import event
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, utcnow
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber
+from newsletter.ranking import trending_papers
 
 log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending

@@ -27,14 +27,14 @@ def send_blocker(status: str, paused: bool) -> str | None:
 
 def record_hard_bounce(session: Session, subscriber: Subscriber, detail: dict) -> None:
     if subscriber.status not in SUPPRESSED:
-        subscriber.status = SubscriberStatus.bounced.value
+        subscriber.status = SubscriberStatus.bounced
     session.add(subscriber)
     session.add(Event(subscriber_id=subscriber.id, kind="bounce", detail=detail))
     session.flush()
 
 
 def record_complaint(session: Session, subscriber: Subscriber, detail: dict) -> None:
-    subscriber.status = SubscriberStatus.complained.value
+    subscriber.status = SubscriberStatus.complained
     session.add(subscriber)
     session.add(Event(subscriber_id=subscriber.id, kind="complaint", detail=detail))
     session.flush()
@@ -47,7 +47,7 @@ def record_soft_bounce(session: Session, subscriber: Subscriber, detail: dict, l
                       detail={**detail, "count": subscriber.soft_bounces}))
     reached = subscriber.soft_bounces >= limit and subscriber.status not in SUPPRESSED
     if reached:
-        subscriber.status = SubscriberStatus.bounced.value
+        subscriber.status = SubscriberStatus.bounced
         session.add(Event(subscriber_id=subscriber.id, kind="bounce",
                           detail={**detail, "reason": f"{subscriber.soft_bounces} soft bounces in a row"}))
     session.add(subscriber)

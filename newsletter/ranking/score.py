@@ -118,12 +118,12 @@ class RankedChunk:
 class CandidatePool:
     """The papers one edition chooses from, indexed once for every subscriber."""
 
-    def __init__(self, papers: Sequence[Paper], now: datetime | None = None, semantic: bool | None = None):
+    def __init__(self, papers: Sequence[Paper], now: datetime | None = None, semantic: bool = False):
         self.papers = list(papers)
         self.texts = [f"{p.title} {p.abstract}".casefold() for p in self.papers]
         self.index = TermIndex.build([f"{p.title} {p.abstract}" for p in self.papers])
         self.trending = trending_prior(self.papers, now or datetime.now(timezone.utc))
-        self.semantic = embeddings.semantic_available() if semantic is None else semantic
+        self.semantic = semantic  # rank with the papers' sentence embeddings (stored at ingest)
         self.vectors = self._paper_vectors() if self.semantic else None
         self.features = self.vectors if self.vectors is not None else self.index.document_vectors()
         self.similarity = (self.features @ self.features.T).astype(np.float32)  # papers x papers, for MMR

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from newsletter.links import Links
 from newsletter.render.compile import compiled_html_template, text_template
 from newsletter.render.context import PaperView, date_label, paper_view
 
-__all__ = ["Links", "RenderedEmail", "PaperView", "one_line", "paper_view", "render_context", "render_edition"]
+__all__ = ["RenderedEmail", "PaperView", "one_line", "paper_view", "render_context", "render_edition"]
 
 
 @dataclass
@@ -19,14 +20,6 @@ class RenderedEmail:
     subject: str
     html: str
     text: str
-
-
-@dataclass
-class Links:
-    unsubscribe_url: str
-    preferences_url: str = ""
-    view_url: str = ""
-    archive_url: str = ""
 
 
 def one_line(text: str, limit: int = 120) -> str:

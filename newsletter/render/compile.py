@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache, partial
-from pathlib import Path
 from typing import Callable, NamedTuple
 from urllib.parse import unquote
 
@@ -19,8 +18,8 @@ from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from newsletter.render.context import wrap
+from templates import TEMPLATES_DIR
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 _JINJA_EXPR = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.DOTALL)
 _MJML_STYLE = re.compile(r"<style(?=[\s>])")
 # Where a line may be broken without changing the page: before table, row, cell and block tags and conditional

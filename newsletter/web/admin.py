@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import date, datetime, timezone
+from datetime import date
 from email import message_from_bytes
 from email.policy import default
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, select
 
-from newsletter.compose import preview_email
-from newsletter.config import get_settings
-from newsletter.db import session_scope
-from newsletter.models import Delivery, DeliveryStatus, Edition
+from newsletter.clock import today
+from newsletter.config import Settings
+from newsletter.delivery.preview import preview_email
+from newsletter.edition_control import delivery_counts_of
+from newsletter.models import DeliveryStatus, Edition
 from newsletter.web.pages import page
+from newsletter.web.state import AppSettings, database, settings_of
 from subscribers.profiles import get_subscriber
 
 RECENT_EDITIONS = 30
@@ -50,23 +52,23 @@ class SignedIn(Exception):
 
 
 def require_admin(request: Request) -> None:
-    settings = get_settings()
+    settings = settings_of(request)
     if not settings.admin_token:
         raise _unauthorized()
     header = request.headers.get("authorization", "")
-    if header.startswith("Bearer ") and _is_admin_token(header.removeprefix("Bearer ").strip()):
+    if header.startswith("Bearer ") and _is_admin_token(header.removeprefix("Bearer ").strip(), settings):
         return
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    if cookie and hmac.compare_digest(cookie.encode(), session_value().encode()):
+    if cookie and hmac.compare_digest(cookie.encode(), session_value(settings).encode()):
         return
-    if _is_admin_token(request.query_params.get("token", "")) and request.method == "GET":
+    if _is_admin_token(request.query_params.get("token", ""), settings) and request.method == "GET":
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
         raise SignedIn(request.url.path + (f"?{query}" if query else ""))
     raise _unauthorized()
 
 
-def _is_admin_token(given: str) -> bool:
-    expected = get_settings().admin_token
+def _is_admin_token(given: str, settings: Settings) -> bool:
+    expected = settings.admin_token
     return bool(expected and given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
@@ -75,16 +77,15 @@ def _unauthorized() -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
-def session_value() -> str:
+def session_value(settings: Settings) -> str:
     """The cookie's value: an HMAC of the admin token under the signing key."""
-    settings = get_settings()
     return hmac.new(settings.signing_key.encode(), b"admin-session:" + settings.admin_token.encode(),
                     hashlib.sha256).hexdigest()
 
 
 def signed_in(request: Request, location: str) -> RedirectResponse:
     response = RedirectResponse(location, status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_value(), max_age=SESSION_SECONDS, path="/", httponly=True,
+    response.set_cookie(SESSION_COOKIE, session_value(settings_of(request)), max_age=SESSION_SECONDS, path="/", httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")
     return response
 
@@ -103,7 +104,7 @@ sessions = APIRouter()  # signing in and out: open to anyone, like the 401 page
 @sessions.post("/admin/login")
 async def login(request: Request):
     form = await request.form()
-    if not _is_admin_token(str(form.get("token", ""))):
+    if not _is_admin_token(str(form.get("token", "")), settings_of(request)):
         return login_page(error="That is not the admin token.")
     return signed_in(request, "/admin")
 
@@ -118,50 +119,40 @@ def logout():
 router = APIRouter(dependencies=[Depends(require_admin)])
 
 
-def today() -> date:
-    return datetime.now(timezone.utc).date()
-
-
 def admin_url(path: str, **params) -> str:
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
     return f"{path}?{query}" if query else path
 
 
 def recent_editions(session: Session) -> list[dict]:
-    editions = session.exec(select(Edition).order_by(Edition.date.desc()).limit(RECENT_EDITIONS)).all()
-    counts: dict[int, dict[str, int]] = {}
-    if editions:
-        rows = session.exec(select(Delivery.edition_id, Delivery.status, func.count(Delivery.id))
-                            .where(Delivery.edition_id.in_([e.id for e in editions]))
-                            .group_by(Delivery.edition_id, Delivery.status)).all()
-        for edition_id, status, count in rows:
-            counts.setdefault(edition_id, {})[status] = count
-    return [{"date": e.date, "status": e.status, "counts": counts.get(e.id, {}),
-             "total": sum(counts.get(e.id, {}).values())} for e in editions]
+    editions = session.exec(select(Edition).order_by(col(Edition.date).desc()).limit(RECENT_EDITIONS)).all()
+    counts = delivery_counts_of(session, [e.id for e in editions if e.id is not None])
+    return [{"date": e.date, "status": e.status, "counts": counts[e.id], "total": sum(counts[e.id].values())}
+            for e in editions if e.id is not None]
 
 
 @router.get("/admin")
-def admin_home():
-    with session_scope() as session:
+def admin_home(settings: AppSettings):
+    with database(settings) as session:
         editions = recent_editions(session)
     for edition in editions:
         edition["archive_url"] = f"/archive/{edition['date'].isoformat()}"
     return page("admin_index.html", editions=editions, statuses=[s.value for s in DeliveryStatus], today=today())
 
 
-def _preview(subscriber: str, day: date | None):
-    with session_scope() as session:
+def _preview(subscriber: str, day: date | None, settings: Settings):
+    with database(settings) as session:
         found = get_subscriber(session, subscriber)
-        rendered, message = preview_email(session, found, day or today(), get_settings())
+        rendered, message = preview_email(session, found, day or today(), settings)
         return found.email, rendered, message
 
 
 @router.get("/admin/preview")
-def admin_preview(subscriber: str = "", day: date | None = Query(None, alias="date")):
+def admin_preview(settings: AppSettings, subscriber: str = "", day: date | None = Query(None, alias="date")):
     day = day or today()
     context = {"subscriber": subscriber, "day": day, "home_url": "/admin", "found": bool(subscriber)}
     if subscriber:
-        email, rendered, message = _preview(subscriber, day)
+        email, rendered, message = _preview(subscriber, day, settings)
         params = {"subscriber": subscriber, "date": day.isoformat()}
         context.update(
             email=email, subject=rendered.subject, text=rendered.text, size=len(message),
@@ -173,25 +164,25 @@ def admin_preview(subscriber: str = "", day: date | None = Query(None, alias="da
 
 
 @router.get("/admin/preview/html")
-def admin_preview_html(subscriber: str, day: date | None = Query(None, alias="date")):
+def admin_preview_html(settings: AppSettings, subscriber: str, day: date | None = Query(None, alias="date")):
     """The email's HTML alone, framed by the preview page."""
-    _, rendered, _ = _preview(subscriber, day)
+    _, rendered, _ = _preview(subscriber, day, settings)
     return HTMLResponse(rendered.html, headers=FRAMED_EMAIL_HEADERS)
 
 
 @router.get("/admin/preview.eml")
-def admin_preview_eml(subscriber: str, day: date | None = Query(None, alias="date")):
+def admin_preview_eml(settings: AppSettings, subscriber: str, day: date | None = Query(None, alias="date")):
     """The whole message as it would go to the SMTP server."""
-    _, _, message = _preview(subscriber, day)
+    _, _, message = _preview(subscriber, day, settings)
     filename = f"preview-{(day or today()).isoformat()}.eml"
     return Response(message, media_type="message/rfc822",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/preview/{subscriber}")
-def preview(subscriber: str, day: date | None = None, text: bool = False):
+def preview(subscriber: str, settings: AppSettings, day: date | None = None, text: bool = False):
     """The older single-part preview (kept for scripts): the email's HTML, or its text with ?text=1."""
-    _, rendered, _ = _preview(subscriber, day)
+    _, rendered, _ = _preview(subscriber, day, settings)
     if text:
         return PlainTextResponse(rendered.text)
     return HTMLResponse(rendered.html)

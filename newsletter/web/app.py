@@ -10,8 +10,9 @@ from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from newsletter.config import Settings
 from newsletter.errors import BadToken, ExpiredToken, InvalidInput, NotFound, RateLimited
-from newsletter.render.compile import TEMPLATES_DIR
+from templates import TEMPLATES_DIR
 from newsletter.web import admin, archive, feedback, preferences, public, unsubscribe
 from newsletter.web.csrf import CsrfError
 from newsletter.web.pages import message_page, page
@@ -33,8 +34,10 @@ HTTP_MESSAGES = {
 }
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The web app for `settings` (default: read from the environment, as `newsletter serve` does)."""
     app = FastAPI(title="Paper Digest", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings or Settings()
     for module in (public, preferences, unsubscribe, feedback, archive, admin):
         app.include_router(module.router)
     app.include_router(admin.sessions)
@@ -104,5 +107,3 @@ def add_error_pages(app: FastAPI) -> None:
         return message_page("Something went wrong", "Please try again later.", status_code=500,
                             headers=SECURITY_HEADERS)  # this response bypasses the middleware
 
-
-app = create_app()

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session, select
 
-from newsletter.compose import preview_email, trending_papers
-from newsletter.config import Settings, get_settings
-from newsletter.db import session_scope
+from newsletter.clock import today
+from newsletter.config import Settings
+from newsletter.delivery.preview import preview_email
 from newsletter.errors import BadToken, NotFound
 from newsletter.models import Delivery, Edition
-from newsletter.ranking import candidate_papers
+from newsletter.ranking import candidate_papers, trending_papers
 from newsletter.render.context import PaperView, date_label, paper_view
 from newsletter.web.pages import page
+from newsletter.web.state import AppSettings, database
 from subscribers.consent import subscriber_for_token
 
 router = APIRouter()
 ARCHIVE_DAYS = 60
 ARCHIVE_PAPERS = 15
-
-
-def today() -> date:
-    return datetime.now(timezone.utc).date()
 
 
 def showcase(session: Session, day: date, settings: Settings, limit: int) -> tuple[str, list[PaperView]]:
@@ -38,17 +35,16 @@ def showcase(session: Session, day: date, settings: Settings, limit: int) -> tup
 
 
 @router.get("/archive")
-def archive_index():
-    with session_scope() as session:
+def archive_index(settings: AppSettings):
+    with database(settings) as session:
         days = session.exec(select(Edition.date).where(Edition.date <= today())
                             .order_by(Edition.date.desc()).limit(ARCHIVE_DAYS)).all()
     return page("archive_index.html", days=[(d, date_label(d)) for d in days])
 
 
 @router.get("/archive/{day}")
-def archive_day(day: date):
-    settings = get_settings()
-    with session_scope() as session:
+def archive_day(day: date, settings: AppSettings):
+    with database(settings) as session:
         if day > today() or session.exec(select(Edition.id).where(Edition.date == day)).first() is None:
             raise NotFound(f"there is no edition for {day.isoformat()}")
         kind, papers = showcase(session, day, settings, ARCHIVE_PAPERS)
@@ -56,11 +52,10 @@ def archive_day(day: date):
 
 
 @router.get("/view/{token}")
-def view_in_browser(token: str):
+def view_in_browser(token: str, settings: AppSettings):
     """The subscriber's own edition of a day, exactly as emailed (the signed link names the subscriber and day)."""
-    settings = get_settings()
-    with session_scope() as session:
-        subscriber, payload = subscriber_for_token(session, "view", token)
+    with database(settings) as session:
+        subscriber, payload = subscriber_for_token(session, "view", token, settings)
         try:
             day = date.fromisoformat(str(payload.get("d")))
         except ValueError:

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from newsletter.config import get_settings
 from newsletter.errors import NewsletterError
+from newsletter.web.state import settings_of
 
 COOKIE = "pd_csrf"
 FIELD = "csrf_token"
@@ -28,15 +28,15 @@ class CsrfError(NewsletterError):
     """A form was posted without a valid CSRF token (stale page, cookies off, or another site)."""
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().signing_key, salt="newsletter.csrf")
+def _serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings_of(request).signing_key, salt="newsletter.csrf")
 
 
 def form_token(request: Request) -> tuple[str, str | None]:
     """The token to embed in a form, and the cookie value to set when the browser has none yet."""
     current = request.cookies.get(COOKIE, "")
     fresh = None if len(current) >= 32 else secrets.token_urlsafe(32)
-    return _serializer().dumps(fresh or current), fresh
+    return _serializer(request).dumps(fresh or current), fresh
 
 
 def set_cookie(response: Response, request: Request, value: str) -> None:
@@ -52,7 +52,7 @@ async def verified_form(request: Request) -> FormData:
     if not isinstance(given, str) or not given or not cookie:
         raise CsrfError("this form is missing its security token: reload the page (with cookies enabled) and try again")
     try:
-        signed = _serializer().loads(given, max_age=MAX_AGE)
+        signed = _serializer(request).loads(given, max_age=MAX_AGE)
     except BadSignature:
         raise CsrfError("this form has expired or was not sent from this site: reload the page and try again") from None
     if not isinstance(signed, str) or not hmac.compare_digest(signed, cookie):

@@ -5,22 +5,22 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 
-from newsletter.compose import signed_path
-from newsletter.config import get_settings
-from newsletter.db import session_scope
+from newsletter.config import Settings
 from newsletter.errors import BadToken, NotFound
+from newsletter.links import signed_path
 from newsletter.models import Paper
 from newsletter.ranking.feedback import KINDS, record_feedback
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import page
+from newsletter.web.state import AppSettings, database
 from subscribers.consent import subscriber_for_token
 
 router = APIRouter()
 LABELS = {"more": "More like this", "less": "Less like this"}
 
 
-def feedback_target(session, token: str):
-    subscriber, payload = subscriber_for_token(session, "feedback", token)
+def feedback_target(session, token: str, settings: Settings):
+    subscriber, payload = subscriber_for_token(session, "feedback", token, settings)
     if payload.get("k") not in KINDS or not isinstance(payload.get("p"), int):
         raise BadToken("this link is not valid")
     paper = session.get(Paper, payload["p"])
@@ -30,17 +30,17 @@ def feedback_target(session, token: str):
 
 
 @router.get("/feedback/{token}")
-def ask_feedback(token: str, request: Request):
-    with session_scope() as session:
-        _, paper, kind = feedback_target(session, token)
+def ask_feedback(token: str, request: Request, settings: AppSettings):
+    with database(settings) as session:
+        _, paper, kind = feedback_target(session, token, settings)
         return page("feedback.html", request=request, paper=paper, kind=kind, label=LABELS[kind], done=False)
 
 
 @router.post("/feedback/{token}")
-def give_feedback(token: str, request: Request, form: FormData = Depends(verified_form)):
-    with session_scope() as session:
-        subscriber, paper, kind = feedback_target(session, token)
+def give_feedback(token: str, request: Request, settings: AppSettings, form: FormData = Depends(verified_form)):
+    with database(settings) as session:
+        subscriber, paper, kind = feedback_target(session, token, settings)
         record_feedback(session, subscriber, paper.id, kind)
-        preferences = signed_path("preferences", subscriber, get_settings())
+        preferences = signed_path("preferences", subscriber, settings)
         return page("feedback.html", paper=paper, kind=kind, label=LABELS[kind], done=True,
                     preferences_url=preferences)

@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from newsletter.render.compile import TEMPLATES_DIR
 from newsletter.web import csrf
+from templates import TEMPLATES_DIR
 
 
 @lru_cache(maxsize=1)

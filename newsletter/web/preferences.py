@@ -10,16 +10,16 @@ from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session, func, select
 from starlette.datastructures import FormData
 
-from newsletter.compose import signed_path, view_path
-from newsletter.config import Settings, get_settings
-from newsletter.db import session_scope
+from newsletter.config import Settings
 from newsletter.errors import InvalidInput
+from newsletter.links import signed_path, view_path
 from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber
 from newsletter.ranking.feedback import forget_feedback, judged_papers
 from newsletter.render.context import paper_url
 from newsletter.web import forms
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import page
+from newsletter.web.state import AppSettings, database
 from subscribers.consent import record, subscriber_for_token
 from subscribers.profiles import update_profile
 
@@ -72,9 +72,8 @@ def judged(session: Session, subscriber: Subscriber) -> list[JudgedPaper]:
             for kind, paper in judged_papers(session, subscriber.id)]
 
 
-def preferences_page(request: Request, session: Session, subscriber: Subscriber, token: str,
+def preferences_page(request: Request, session: Session, subscriber: Subscriber, token: str, settings: Settings,
                      values: dict | None = None, error: str = "", notice: str = "", status_code: int = 200):
-    settings = get_settings()
     return page("preferences.html", status_code=status_code, request=request, email=subscriber.email,
                 status=subscriber.status, values=values or profile_values(subscriber), error=error, notice=notice,
                 timezones=forms.timezone_groups(), editions=received_editions(session, subscriber, settings),
@@ -83,36 +82,37 @@ def preferences_page(request: Request, session: Session, subscriber: Subscriber,
 
 
 @router.get("/preferences/{token}")
-def show_preferences(token: str, request: Request):
-    with session_scope() as session:
-        subscriber, _ = subscriber_for_token(session, "preferences", token)
-        return preferences_page(request, session, subscriber, token)
+def show_preferences(token: str, request: Request, settings: AppSettings):
+    with database(settings) as session:
+        subscriber, _ = subscriber_for_token(session, "preferences", token, settings)
+        return preferences_page(request, session, subscriber, token, settings)
 
 
 @router.post("/preferences/{token}")
-def save_preferences(token: str, request: Request, form: FormData = Depends(verified_form)):
-    with session_scope() as session:
-        subscriber, _ = subscriber_for_token(session, "preferences", token)
+def save_preferences(token: str, request: Request, settings: AppSettings, form: FormData = Depends(verified_form)):
+    with database(settings) as session:
+        subscriber, _ = subscriber_for_token(session, "preferences", token, settings)
         try:
             update_profile(session, subscriber, **forms.profile_fields(form))
         except InvalidInput as error:
             values = {**forms.echo(form), "paused": form.get("paused", "")}
-            return preferences_page(request, session, subscriber, token, values, str(error), status_code=422)
+            return preferences_page(request, session, subscriber, token, settings, values, str(error),
+                                    status_code=422)
         subscriber.paused = form.get("paused") == "1"
         session.add(subscriber)
         record(session, subscriber, "preferences_update", paused=subscriber.paused)
-        return preferences_page(request, session, subscriber, token,
+        return preferences_page(request, session, subscriber, token, settings,
                                 notice="Saved. The next edition uses these preferences.")
 
 
 @router.post("/preferences/{token}/forget")
-def forget_judgement(token: str, request: Request, form: FormData = Depends(verified_form)):
+def forget_judgement(token: str, request: Request, settings: AppSettings, form: FormData = Depends(verified_form)):
     """Undo one "more / less like this": the paper no longer steers the ranking and may be picked again."""
-    with session_scope() as session:
-        subscriber, _ = subscriber_for_token(session, "preferences", token)
+    with database(settings) as session:
+        subscriber, _ = subscriber_for_token(session, "preferences", token, settings)
         paper_id = str(form.get("paper_id", ""))
         if not paper_id.isdigit():
             raise InvalidInput("choose a paper to forget")
         paper = forget_feedback(session, subscriber, int(paper_id))
         notice = f"Forgotten: {paper.title}" if paper else "There was nothing to forget: already done."
-        return preferences_page(request, session, subscriber, token, notice=notice)
+        return preferences_page(request, session, subscriber, token, settings, notice=notice)

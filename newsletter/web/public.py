@@ -6,15 +6,13 @@ after the response, so timing does not tell either.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from starlette.datastructures import FormData
 
-from newsletter.compose import signed_path
-from newsletter.config import Settings, get_settings
-from newsletter.db import session_scope
+from newsletter.clock import today
+from newsletter.config import Settings
 from newsletter.errors import InvalidInput, NotFound
+from newsletter.links import signed_path
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.notices import confirmation_email, manage_email, send_notice
 from newsletter.ranking import candidate_papers
@@ -22,6 +20,7 @@ from newsletter.web import forms, ratelimit
 from newsletter.web.archive import showcase
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import message_page, page
+from newsletter.web.state import AppSettings, database, settings_of
 from subscribers.consent import CONFIRM, MANAGE, confirm, request_subscription, subscriber_for_any_age_token, \
     subscriber_for_token
 from subscribers.profiles import normalize_email
@@ -36,11 +35,11 @@ def client_ip(request: Request) -> str:
 
 
 def home_page(request: Request, values: dict | None = None, error: str = "", status_code: int = 200):
-    settings = get_settings()
-    today = datetime.now(timezone.utc).date()
-    with session_scope() as session:
-        showcase_kind, papers = showcase(session, today, settings, TRENDING_ON_HOME)
-        suggestions = forms.keyword_suggestions(candidate_papers(session, today, settings.candidate_days))
+    settings = settings_of(request)
+    day = today()
+    with database(settings) as session:
+        showcase_kind, papers = showcase(session, day, settings, TRENDING_ON_HOME)
+        suggestions = forms.keyword_suggestions(candidate_papers(session, day, settings.candidate_days))
     defaults = {"frequency": "daily", "send_hour": "7", "timezone": "UTC", "suggested": []}
     return page("index.html", status_code=status_code, request=request, showcase_kind=showcase_kind,
                 papers=papers, suggestions=suggestions,
@@ -54,8 +53,8 @@ def home(request: Request):
 
 
 @router.post("/subscribe")
-def subscribe(request: Request, background: BackgroundTasks, form: FormData = Depends(verified_form)):
-    settings = get_settings()
+def subscribe(request: Request, background: BackgroundTasks, settings: AppSettings,
+              form: FormData = Depends(verified_form)):
     try:
         address = normalize_email(forms.text(form, "email"))
         profile = forms.profile_fields(form)
@@ -64,7 +63,7 @@ def subscribe(request: Request, background: BackgroundTasks, form: FormData = De
     ratelimit.check(request, settings, f"ip:{client_ip(request)}", settings.subscribe_limit_per_ip)
     ratelimit.check(request, settings, f"address:{address.lower()}", settings.subscribe_limit_per_address)
     try:
-        with session_scope() as session:
+        with database(settings) as session:
             subscriber, owed = request_subscription(session, address, **profile)
     except InvalidInput as error:
         return home_page(request, forms.echo(form), str(error), status_code=422)
@@ -83,29 +82,29 @@ def queue_notice(background: BackgroundTasks, subscriber: Subscriber, owed: str 
 
 
 @router.get("/confirm/{token}")
-def confirm_page(token: str, request: Request):
+def confirm_page(token: str, request: Request, settings: AppSettings):
     """A one-button page: a GET never confirms, because mail scanners open links before the reader does."""
-    with session_scope() as session:
-        subscriber, _ = subscriber_for_token(session, "confirm", token)
+    with database(settings) as session:
+        subscriber, _ = subscriber_for_token(session, "confirm", token, settings)
         if subscriber.status != SubscriberStatus.active:
-            return _confirmation_outcome(subscriber) or page("confirm.html", email=subscriber.email,
-                                                              action=str(request.url.path))
-        return _confirmation_outcome(subscriber)
+            return _confirmation_outcome(subscriber, settings) or page("confirm.html", email=subscriber.email,
+                                                                        action=str(request.url.path))
+        return _confirmation_outcome(subscriber, settings)
 
 
 @router.post("/confirm/{token}")
-def confirm_subscription(token: str):
-    with session_scope() as session:
-        subscriber, _ = subscriber_for_token(session, "confirm", token)
+def confirm_subscription(token: str, settings: AppSettings):
+    with database(settings) as session:
+        subscriber, _ = subscriber_for_token(session, "confirm", token, settings)
         confirm(session, subscriber)
-        return _confirmation_outcome(subscriber)
+        return _confirmation_outcome(subscriber, settings)
 
 
-def _confirmation_outcome(subscriber: Subscriber):
+def _confirmation_outcome(subscriber: Subscriber, settings: Settings):
     """The page for a confirmed (active) or unconfirmable (bounced, complained) subscriber; None otherwise."""
     if subscriber.status == SubscriberStatus.active:
         return page("confirmed.html", email=subscriber.email,
-                    preferences_url=signed_path("preferences", subscriber, get_settings()))
+                    preferences_url=signed_path("preferences", subscriber, settings))
     if subscriber.status in (SubscriberStatus.bounced, SubscriberStatus.complained):
         return message_page("This address cannot be subscribed",
                             f"Mail to {subscriber.email} could not be delivered before, so Paper Digest does not "
@@ -114,15 +113,14 @@ def _confirmation_outcome(subscriber: Subscriber):
 
 
 @router.post("/renew/{purpose}/{token}")
-def renew_link(purpose: str, token: str, request: Request, background: BackgroundTasks,
+def renew_link(purpose: str, token: str, request: Request, background: BackgroundTasks, settings: AppSettings,
                form: FormData = Depends(verified_form)):
     """Email a fresh link in exchange for an expired (but genuine) one."""
     if purpose not in RENEWABLE:
         raise NotFound("there is nothing to renew here")
-    settings = get_settings()
     ratelimit.check(request, settings, f"ip:{client_ip(request)}", settings.subscribe_limit_per_ip)
-    with session_scope() as session:
-        subscriber = subscriber_for_any_age_token(session, purpose, token)
+    with database(settings) as session:
+        subscriber = subscriber_for_any_age_token(session, purpose, token, settings)
         ratelimit.check(request, settings, f"address:{subscriber.email.lower()}", settings.subscribe_limit_per_address)
         if purpose == "confirm" and subscriber.status != SubscriberStatus.active:
             queue_notice(background, subscriber, CONFIRM, settings)

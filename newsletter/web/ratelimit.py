@@ -38,13 +38,14 @@ class MemoryCounter:
 
 
 class RedisCounter:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "") -> None:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._prefix = prefix + KEY_PREFIX
 
     def hit(self, key: str, window: int) -> int:
-        name = f"{KEY_PREFIX}{key}:{int(time.time()) // window}"
+        name = f"{self._prefix}{key}:{int(time.time()) // window}"
         pipe = self._client.pipeline()
         pipe.incr(name)
         pipe.expire(name, window)
@@ -56,7 +57,7 @@ def make_counter(settings: Settings) -> MemoryCounter | RedisCounter:
     if settings.rate_limit_store == "memory":
         return MemoryCounter()
     if settings.rate_limit_store == "redis":
-        return RedisCounter(settings.redis_url)
+        return RedisCounter(settings.redis_url, settings.redis_key_prefix)
     raise InvalidInput(f"NEWSLETTER_RATE_LIMIT_STORE must be memory or redis, not {settings.rate_limit_store!r}")
 
 

@@ -1,5 +1,5 @@
 """Edition data built from the bundled sample corpus without a database, for the size test, the browser tests
-and benchmarks/render.py. `worst_case_edition` fills every field as far as real editions go: the longest titles
+and the render benchmarks (test support: never imported by the product). `worst_case_edition` fills every field as far as real editions go: the longest titles
 and abstracts of the corpus, long author lists with non-ASCII names, every link, signed feedback links, and
 three reasons per paper.
 """
@@ -10,14 +10,12 @@ import random
 from datetime import date
 from functools import lru_cache
 
-from newsletter.compose import unsubscribe_url
 from newsletter.config import Settings
 from newsletter.ingest import parse_source, read_source, sample_sources
 from newsletter.ingest.paper_in import PaperIn
+from newsletter.links import edition_links, feedback_url
 from newsletter.models import Paper, Subscriber
-from newsletter.ranking.feedback import feedback_url
-from newsletter.render import Links, PaperView, paper_view
-from subscribers.tokens import make_token
+from newsletter.render import PaperView, paper_view
 
 AUTHORS = ["Alice Zhang", "李明", "José Álvarez-Ruiz", "Søren Kierkegaard-Nielsen", "Nguyễn Thị Minh Khai",
            "Aleksandr Grothendieck", "Priya Raghunathan", "Oluwaseun Adeyemi", "Zoë Müller-Lüdenscheidt",
@@ -80,18 +78,13 @@ def random_edition(settings: Settings, rng: random.Random, subscriber_number: in
 
 def edition_kwargs(subscriber: Subscriber, picks: list[Paper], trending: list[Paper], settings: Settings) -> dict:
     views, trending_views = edition_views(subscriber, picks, trending, settings)
-    base = settings.base_url.rstrip("/")
+    day = date(2026, 11, 25)
     return {
-        "day": date(2026, 11, 25),
+        "day": day,
         "recipient": subscriber.email,
         "interests": subscriber.interests,
         "papers": views,
         "trending": trending_views,
-        "links": Links(
-            unsubscribe_url=unsubscribe_url(subscriber, settings),
-            preferences_url=f"{base}/preferences/{make_token('preferences', subscriber.id, subscriber.email, settings=settings)}",
-            view_url=f"{base}/view/{make_token('view', subscriber.id, subscriber.email, settings=settings)}",
-            archive_url=f"{base}/archive",
-        ),
+        "links": edition_links(subscriber, day, settings),
         "postal_address": settings.postal_address,
     }

@@ -9,7 +9,6 @@ already accepted it.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from dataclasses import asdict
@@ -21,11 +20,14 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
 
-from newsletter import db
-from newsletter.cli_support import console, err_console, expected_errors, parse_day
-from newsletter.config import Settings, get_settings
+from newsletter import db, jobs
+from newsletter.cli.support import console, echo_json, err_console, expected_errors, parse_day, settings
+from newsletter.clock import utcnow
+from newsletter.config import Settings
+from newsletter.delivery import ledger
+from newsletter.delivery.send import SendReport
 from newsletter.errors import InvalidInput, NewsletterError
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber, SubscriberStatus
+from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber, SubscriberStatus
 
 EXIT_INTERRUPTED = 130  # the shell's convention for "stopped by SIGINT"
 DRY_RUN_ROWS_SHOWN = 50
@@ -62,61 +64,64 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.1f}/s" if speed else "-/s", style="progress.data.speed")
 
 
-def send_with_progress(session: Session, edition_id: int, settings: Settings, *, limit: int | None = None,
-                       delivery_ids: list[int] | None = None):
-    """send_edition with a Rich progress bar (sent / failed / skipped / deferred, rate, ETA) and Ctrl-C handling."""
-    from newsletter.delivery import ledger
-    from newsletter.delivery.send import send_edition
-
-    total = len(delivery_ids) if delivery_ids is not None else len(ledger.pending_ids(session, edition_id, limit=limit))
+def send_with_progress(session: Session, edition: Edition, settings: Settings, *, limit: int | None = None,
+                       delivery_ids: list[int] | None = None) -> SendReport:
+    """jobs.send with a Rich progress bar (sent / failed / skipped / deferred, rate, ETA) and Ctrl-C handling."""
+    assert edition.id is not None
+    total = len(delivery_ids) if delivery_ids is not None else len(ledger.pending_ids(session, edition.id, limit=limit))
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
         TextColumn("sent {task.fields[sent]} failed {task.fields[failed]} skipped {task.fields[skipped]}"
                    " deferred {task.fields[deferred]}"),
         RateColumn(), TimeRemainingColumn(), console=err_console)
     with StopOnCtrlC() as stop, progress:  # log lines are printed above the bar (see newsletter.log)
-        task = progress.add_task(f"edition {edition_id}", total=total, sent=0, failed=0, skipped=0, deferred=0)
+        task = progress.add_task(f"edition {edition.id}", total=total, sent=0, failed=0, skipped=0, deferred=0)
 
-        def update(report) -> None:
+        def update(report: SendReport) -> None:
             progress.update(task, completed=report.handled, sent=report.sent, failed=report.failed,
                             skipped=report.skipped, deferred=report.deferred,
-                            description="stopping after this message" if stop.is_set() else f"edition {edition_id}")
+                            description="stopping after this message" if stop.is_set() else f"edition {edition.id}")
 
-        return send_edition(session, edition_id, settings, limit=limit, delivery_ids=delivery_ids,
-                            on_progress=update, should_stop=stop.is_set)
+        return jobs.send(session, edition, settings, limit=limit, delivery_ids=delivery_ids, on_progress=update,
+                         should_stop=stop.is_set)
 
 
 def deliver(session: Session, edition: Edition, settings: Settings, *, limit: int | None, only_ids: list[int] | None,
-            via_celery: bool, as_json: bool, plan: dict | None = None) -> None:
-    """Send (or enqueue) the edition's pending rows, print the outcome, and exit with the right code."""
-    from newsletter.delivery import ledger
+            via_celery: bool, as_json: bool, header: dict | None = None) -> None:
+    """Send (or enqueue) the edition's pending rows, print the outcome, and exit with the right code.
 
-    delivery_ids = None  # None: send_edition picks every pending row itself, as it goes
+    `header`: what the caller did before (e.g. {"plan": ...}), printed first in the JSON outcome.
+    """
+    header = header or {}
+    assert edition.id is not None
+    delivery_ids = None  # None: the send picks every pending row itself, as it goes
     if only_ids is not None or via_celery:
         delivery_ids = ledger.pending_ids(session, edition.id, limit=limit, subscriber_ids=only_ids)
     if via_celery:
         from tasks.enqueue import enqueue_send
 
-        from newsletter.dispatch import mark_queued, utc
+        from newsletter.dispatch import mark_queued
 
+        assert delivery_ids is not None
         task_ids = enqueue_send(settings, edition.id, delivery_ids)
-        mark_queued(session, delivery_ids, utc(None))  # so the send tick does not hand them out again
+        mark_queued(session, delivery_ids, utcnow())  # so the send tick does not hand them out again
         session.commit()
-        _print({"plan": plan, "edition_id": edition.id, "enqueued": len(delivery_ids), "tasks": task_ids}, as_json,
+        _print({**header, "edition_id": edition.id, "enqueued": len(delivery_ids), "tasks": task_ids}, as_json,
                f"edition {edition.id}: {len(delivery_ids)} deliveries enqueued in {len(task_ids)} send_batch tasks")
         return
     nothing_to_send = delivery_ids is not None and not delivery_ids
-    report = None if nothing_to_send else send_with_progress(session, edition.id, settings, limit=limit,
+    report = None if nothing_to_send else send_with_progress(session, edition, settings, limit=limit,
                                                               delivery_ids=delivery_ids)
-    _report_send(edition, report, plan, as_json)
+    _report_send(edition, report, header, as_json)
 
 
-def _report_send(edition: Edition, report, plan: dict | None, as_json: bool) -> None:
+def _report_send(edition: Edition, report: SendReport | None, header: dict, as_json: bool) -> None:
     if report is None:
-        _print({"plan": plan, "send": None}, as_json, f"edition {edition.id}: nothing to send")
+        _print({**header, "send": None}, as_json, f"edition {edition.id}: nothing to send")
         return
+    plan = header.get("plan")
     planned = f"planned {plan['planned']} new, " if plan else ""
-    _print({"plan": plan, "send": asdict(report)}, as_json,
+    _print({**header, "send": asdict(report)}, as_json,
            f"edition {edition.id}: {planned}sent {report.sent}, failed {report.failed}, deferred {report.deferred}, "
            f"skipped {report.skipped}")
     for line in report.errors[:20]:
@@ -134,7 +139,7 @@ def _report_send(edition: Edition, report, plan: dict | None, as_json: bool) -> 
 
 def _print(data: dict, as_json: bool, line: str) -> None:
     if as_json:
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        echo_json(data)
     else:
         console.print(line, highlight=False)
 
@@ -153,14 +158,6 @@ def _only_ids(session: Session, emails: list[str]) -> list[int] | None:
     return [s.id for s in subscribers]
 
 
-def require_open(edition: Edition) -> None:
-    if edition.status == EditionStatus.paused:
-        raise InvalidInput(f"edition {edition.id} ({edition.date}) is paused; "
-                           f"`newsletter editions resume {edition.id}` continues it")
-    if edition.status == EditionStatus.cancelled:
-        raise InvalidInput(f"edition {edition.id} ({edition.date}) is cancelled; nothing more is sent")
-
-
 @expected_errors
 def send(
     day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
@@ -176,22 +173,18 @@ def send(
     Ctrl-C stops after the message in flight; run the same command again to resume (nobody gets it twice).
     Exit code 130 after an interruption, 1 on an error.
     """
-    from newsletter.editions import get_or_create_edition, plan_edition
-
-    settings = get_settings()
+    current = settings()
     the_day = parse_day(day)
     if dry_run:
-        with db.throwaway_session() as session:
-            _dry_run(session, the_day, settings, _only_ids(session, only or []), as_json)
+        with db.throwaway_session(current.sqlalchemy_url) as session:
+            _dry_run(session, the_day, current, _only_ids(session, only or []), as_json)
         return
-    with db.session_scope() as session:
+    with db.session_scope(current.sqlalchemy_url) as session:
         only_ids = _only_ids(session, only or [])
-        edition = get_or_create_edition(session, the_day)
-        require_open(edition)
-        plan = asdict(plan_edition(session, the_day, settings, only=only_ids))
-        session.commit()
-        deliver(session, edition, settings, limit=limit, only_ids=only_ids, via_celery=via_celery, as_json=as_json,
-                plan=plan)
+        edition = jobs.open_edition(session, the_day)
+        plan = asdict(jobs.plan(session, the_day, current, only=only_ids))
+        deliver(session, edition, current, limit=limit, only_ids=only_ids, via_celery=via_celery, as_json=as_json,
+                header={"plan": plan})
 
 
 def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] | None, as_json: bool) -> None:
@@ -199,7 +192,7 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
     from newsletter.compose import delivery_picks
     from newsletter.editions import plan_edition
 
-    plan = plan_edition(session, the_day, settings, only=only_ids)
+    plan = plan_edition(session, the_day, settings, only=only_ids)  # a closed edition refuses, as a real send would
     edition = session.get(Edition, plan.edition_id)
     query = (select(Delivery, Subscriber).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
              .where(Delivery.edition_id == plan.edition_id).order_by(Delivery.id))
@@ -213,8 +206,7 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
     status = edition.status
     would_send = sum(1 for row in rows if row["status"] == DeliveryStatus.pending)
     if as_json:
-        typer.echo(json.dumps({"date": the_day.isoformat(), "edition_status": status, "would_send": would_send,
-                               "rows": rows}, ensure_ascii=False, indent=2))
+        echo_json({"date": the_day.isoformat(), "edition_status": status, "would_send": would_send, "rows": rows})
         return
     table = Table("subscriber", "delivery", "papers", "top paper", title=f"dry run: edition of {the_day}")
     for row in rows[:DRY_RUN_ROWS_SHOWN]:
@@ -223,9 +215,7 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
     console.print(table)
     if len(rows) > DRY_RUN_ROWS_SHOWN:
         console.print(f"... and {len(rows) - DRY_RUN_ROWS_SHOWN} more (--json lists all)")
-    note = f" (the edition is {status}: a real send would refuse)" if status in ("paused", "cancelled") else ""
-    console.print(f"dry run: would send {would_send} of {len(rows)}; nothing was sent or stored{note}",
-                  highlight=False)
+    console.print(f"dry run: would send {would_send} of {len(rows)}; nothing was sent or stored", highlight=False)
 
 
 @expected_errors
@@ -239,12 +229,12 @@ def test_send(
     The subject starts with "[TEST] " and an X-Newsletter-Test header names the subscriber; no delivery is
     recorded, and the List-Unsubscribe headers are left out so the test copy cannot unsubscribe the subscriber.
     """
-    from newsletter.delivery.test_email import send_test_email
+    from newsletter.delivery.preview import send_test_email
     from subscribers.profiles import get_subscriber
 
-    settings = get_settings()
-    with db.throwaway_session() as session:  # a test send records nothing
+    current = settings()
+    with db.throwaway_session(current.sqlalchemy_url) as session:  # a test send records nothing
         subscriber = get_subscriber(session, as_email)
-        message_id = send_test_email(session, subscriber, parse_day(day), to, settings)
+        message_id = send_test_email(session, subscriber, parse_day(day), to, current)
         as_address = subscriber.email
     console.print(f"test email for {as_address} sent to {to} ({message_id})", highlight=False)
