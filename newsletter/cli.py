@@ -52,23 +52,35 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 @app.command()
 @expected_errors
 def ingest(
-    sources: list[str] = typer.Argument(None, help="Paths or http(s) URLs."),
+    sources: list[str] = typer.Argument(None, help="Paths, http(s) URLs, or shortcuts: hf:daily, "
+                                                   "arxiv:cs.LG,cs.CL (that day's submissions), sample."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="hf-json, arxiv-atom or listing (default: detect)."),
     sample: bool = typer.Option(False, "--sample", help="Ingest the bundled sample corpus."),
+    day: Optional[str] = typer.Option(None, "--date", help="Edition date the shortcuts read, YYYY-MM-DD (default today)."),
 ) -> None:
-    """Ingest papers from each SOURCE (Hugging Face daily-papers JSON, arXiv Atom, or listing text)."""
-    from newsletter.ingest import ingest as ingest_source, sample_sources
+    """Ingest papers from each SOURCE (Hugging Face daily-papers JSON, arXiv Atom, or listing text), each in its
+    own transaction: a source that fails is reported and the others are stored. Exit code 1 if any failed."""
+    from rich.markup import escape
 
-    chosen = list(sources or []) + (sample_sources() if sample else [])
+    from newsletter.ingest import ingest_all, is_shortcut
+
+    chosen = list(sources or []) + (["sample"] if sample else [])
     if not chosen:
         raise NewsletterError("give at least one SOURCE, or --sample")
-    table = Table("source", "entries", "new", "updated", "duplicates", "embedded")
-    with db.session_scope() as session:
-        for source in chosen:
-            result = ingest_source(session, source, format)
-            table.add_row(Path(source).name if "://" not in source else source, str(result.seen), str(result.new),
-                          str(result.updated), str(result.duplicates), str(result.embedded))
+    reports = ingest_all(None, chosen, get_settings(), day=parse_day(day), format=format)
+    table = Table("source", "status", "entries", "new", "updated", "duplicates", "embedded")
+    for report in reports:
+        counts = report.as_dict()
+        name = report.source if is_shortcut(report.source) or "://" in report.source else Path(report.location).name
+        table.add_row(escape(name), "ok" if report.ok else "[red]failed[/red]",
+                      *(str(counts[k]) for k in ("entries", "new", "updated", "duplicates", "embedded")))
     console.print(table)
+    failed = [r for r in reports if not r.ok]
+    for report in failed:  # one line each, never wrapped into the table
+        err_console.print(f"[red]error:[/red] {escape(f'{report.location}: {report.reason}')}", highlight=False,
+                          soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -13,7 +13,9 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
   when None).
 - `tasks.tasks.enqueue_edition(day=None)`: plan everyone for `day` (default: today, UTC) and fan out the sending,
   ignoring send hours (an operator's "send this edition now").
-- `tasks.tasks.ingest_sources()`: ingest `NEWSLETTER_SOURCES` (beat: `NEWSLETTER_INGEST_SCHEDULE`).
+- `tasks.tasks.ingest_sources(day=None)`: ingest `NEWSLETTER_SOURCES` for `day`'s edition (shortcuts such as
+  `hf:daily` read that date; default today, UTC), each source in its own transaction: a failed source is logged
+  and reported (`ok: false`, `reason`) and the others are stored (beat: `NEWSLETTER_INGEST_SCHEDULE`).
 - `tasks.tasks.process_bounces()`: read `NEWSLETTER_BOUNCE_MAILBOX` (bounces, complaints, mailto: unsubscribes);
   beat runs it every `NEWSLETTER_BOUNCE_CHECK_SECONDS` when the mailbox is set. Safe to run again.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
@@ -34,7 +36,7 @@ from newsletter.db import session_scope
 from newsletter.delivery import ledger
 from newsletter.delivery.send import send_edition
 from newsletter.editions import plan_edition
-from newsletter.ingest import ingest, sample_sources
+from newsletter.ingest import ingest_all
 from newsletter.log import event
 from tasks.celery_app import app
 
@@ -47,14 +49,10 @@ def _day(value: str | None) -> date:
 
 
 @app.task
-def ingest_sources() -> list[dict]:
+def ingest_sources(day: str | None = None) -> list[dict]:
+    """Each source in its own transaction; a failed one is logged (newsletter.ingest) and the next one goes on."""
     settings = get_settings()
-    sources = [s for name in settings.source_list() for s in (sample_sources() if name == "sample" else [name])]
-    results = []
-    for source in sources:
-        with session_scope() as session:
-            results.append(asdict(ingest(session, source)))
-    return results
+    return [report.as_dict() for report in ingest_all(None, settings.source_list(), settings, day=_day(day))]
 
 
 @app.task
@@ -129,7 +127,7 @@ def plan(day: str | None = None) -> dict:
 
 @app.task
 def daily(day: str | None = None) -> dict:
-    ingest_sources()
+    ingest_sources(day)
     planned = plan(day)
     return send_batch(planned["edition_id"])
 

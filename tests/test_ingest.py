@@ -24,7 +24,7 @@ def test_hf_json_fields(session):
     assert paper.title == "KV-Cache Compression <b>for</b> Long-Context LLMs & Beyond"
     assert paper.authors == ["Alice Zhang", "李明", "Bob Stone", "Carol Diaz"]
     assert paper.upvotes == 42 and paper.comments == 3
-    assert paper.url == "https://huggingface.co/papers/2403.05530"
+    assert paper.url == "https://arxiv.org/abs/2403.05530"  # the canonical page: arXiv's, when the id is known
     assert paper.pdf_url == "https://arxiv.org/pdf/2403.05530"
     assert paper.code_url == "https://github.com/example/kvcomp"
     assert paper.keywords == ["KV cache", "long context"]
@@ -37,7 +37,7 @@ def test_arxiv_atom_fields(session):
     paper = session.exec(select(Paper).where(Paper.external_id == "2403.08000")).one()
     assert paper.title == "Sparse Upcycling: Training Mixture-of-Experts from Dense Checkpoints"
     assert paper.authors == ["Aran Komatsuzaki", "Joan Puigcerver"]
-    assert paper.pdf_url == "http://arxiv.org/pdf/2403.08000v2"
+    assert paper.url == "https://arxiv.org/abs/2403.08000" and paper.pdf_url == "https://arxiv.org/pdf/2403.08000"
     assert paper.keywords == ["cs.LG", "cs.CL"]
 
 
