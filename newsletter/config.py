@@ -65,7 +65,16 @@ class Settings(BaseSettings):
     subscribe_limit_per_address: int = 3  # subscribe / new-link requests per email address per hour
     postal_address: str = "Paper Digest, 1 Example Street, 00000 Nowhere"
 
-    sources: str = "sample"  # comma-separated paths or URLs ingested by the scheduled job; "sample" = bundled corpus
+    # What the scheduled job ingests: comma-separated paths, http(s) URLs and shortcuts expanded per edition date
+    # (newsletter.ingest.sources): "hf:daily", "arxiv:<category>,<category>...", "sample" (the bundled corpus).
+    sources: str = "hf:daily,arxiv:cs.LG,cs.CL,cs.CV"
+    hf_api_url: str = "https://huggingface.co/api/daily_papers"  # hf:daily reads <this>?date=YYYY-MM-DD&limit=100
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"  # arxiv:... pages through this
+    arxiv_delay_seconds: float = Field(3.0, ge=0)  # at least this long between two arXiv API requests (arXiv asks 3)
+    arxiv_page_size: int = Field(200, ge=1, le=2000)  # max_results per arXiv API request
+    arxiv_max_pages: int = Field(10, ge=1)  # pages read per arxiv: source and day, at most
+    ingest_timeout: float = Field(30.0, gt=0)  # seconds per HTTP request of an ingest
+    ingest_max_bytes: int = Field(50_000_000, ge=1000)  # largest source read (after gzip is undone)
 
     papers_per_email: int = 10
     candidate_days: int = 7  # papers ingested or published this recently are candidates
@@ -96,9 +105,6 @@ class Settings(BaseSettings):
     @property
     def delivery_lease(self) -> timedelta:
         return timedelta(seconds=self.delivery_lease_seconds)
-
-    def source_list(self) -> list[str]:
-        return [s.strip() for s in self.sources.split(",") if s.strip()]
 
     @property
     def signing_key(self) -> str:

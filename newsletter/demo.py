@@ -12,6 +12,7 @@ from newsletter import db, jobs
 from newsletter.clock import today
 from newsletter.compose import picks_of_deliveries
 from newsletter.config import SmtpSecurity, Settings
+from newsletter.ingest import SAMPLE, SourceReport
 from newsletter.models import Delivery, Subscriber, SubscriberStatus
 from newsletter.sink import SmtpSink
 from subscribers.profiles import add_subscriber, find_subscriber
@@ -41,7 +42,7 @@ SAMPLE_SUBSCRIBERS = [
 @dataclass
 class DemoReport:
     outbox: Path
-    ingested: list[jobs.SourceOutcome]
+    ingested: list[SourceReport]
     daily: jobs.DailyReport
     new_subscribers: int
 
@@ -59,7 +60,7 @@ def run_demo(settings: Settings, day: date | None = None) -> DemoReport:
     day = day or today()
     db.upgrade(settings.sqlalchemy_url)
     outbox = settings.data_dir / "outbox"
-    ingested = jobs.ingest_sources(settings, jobs.expand_sources(["sample"]))
+    ingested = jobs.ingest_sources(settings, [SAMPLE], day=day)
     with db.session_scope(settings.sqlalchemy_url) as session:
         added = add_sample_subscribers(session)
     with SmtpSink(outbox) as sink, db.session_scope(settings.sqlalchemy_url) as session:

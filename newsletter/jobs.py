@@ -18,34 +18,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from newsletter import db, dispatch
-from newsletter.clock import utcnow
+from newsletter.clock import today, utcnow
 from newsletter.config import Settings
 from newsletter.delivery import ledger
 from newsletter.delivery.send import SendReport, send_edition
 from newsletter.edition_control import resume_edition
 from newsletter.editions import PlanReport, get_or_create_edition, plan_edition, require_open
 from newsletter.errors import FeedError
-from newsletter.ingest import ingest, sample_sources
-from newsletter.ingest.store import IngestResult
+from newsletter.ingest import SourceReport, expand, ingest
 from newsletter.log import event
 from newsletter.models import Edition
 from newsletter.ranking.embeddings import embed_missing
 
 log = logging.getLogger("newsletter.jobs")
 PLAN_ATTEMPTS = 3  # a concurrent planner of the same rows makes an attempt fail on the unique key; re-planning skips them
-
-
-@dataclass
-class SourceOutcome:
-    """One source of an ingest run: what it stored, or why it failed (and stored nothing)."""
-
-    source: str
-    result: IngestResult | None = None
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
 
 
 @dataclass
@@ -64,25 +50,37 @@ class TickReport:
     lost: dict[int, list[int]] = field(default_factory=dict)
 
 
-def expand_sources(names: list[str]) -> list[str]:
-    """Configured source names as paths or URLs: "sample" stands for the bundled corpus."""
-    return [source for name in names for source in (sample_sources() if name == "sample" else [name])]
+def ingest_sources(settings: Settings, sources: list[str], *, day: date | None = None,
+                   format: str | None = None) -> list[SourceReport]:
+    """Ingest each source (the sample corpus: each file) in its own transaction and embed its new papers (once
+    per paper). A source that fails, whatever the reason, is reported and logged and stores nothing; the next
+    one is ingested all the same. `day`: the edition date that shortcuts such as hf:daily expand for."""
+    day = day or today()
+    return [_ingest_one(settings, source, location, day, format)
+            for source in sources for location in expand(source)]
 
 
-def ingest_sources(settings: Settings, sources: list[str], format: str | None = None) -> list[SourceOutcome]:
-    """Ingest each source in its own transaction, embedding its new papers (once per paper): a source that
-    fails is reported and stores nothing, the others are stored all the same."""
-    outcomes = []
-    for source in sources:
+def _ingest_one(settings: Settings, source: str, location: str, day: date, format: str | None) -> SourceReport:
+    for attempt in (1, 2):
         try:
             with db.session_scope(settings.sqlalchemy_url) as session:
-                result = ingest(session, source, format)
+                result = ingest(session, location, settings, day=day, format=format)
                 result.embedded = embed_missing(session, settings)
-                outcomes.append(SourceOutcome(source, result))
+            return SourceReport(source, location, ok=True, result=result)
         except FeedError as error:
-            event(log, "source failed", logging.ERROR, source=source, error=error.problem)
-            outcomes.append(SourceOutcome(source, error=error.problem))
-    return outcomes
+            reason = error.problem if error.source == location else str(error)
+            event(log, "source failed", logging.WARNING, source=location, reason=reason)
+            return SourceReport(source, location, ok=False, reason=reason)
+        except IntegrityError:
+            if attempt == 1:  # another ingest stored one of these papers meanwhile: the second pass finds it
+                continue
+            log.exception("source failed: %s", location)
+            return SourceReport(source, location, ok=False, reason="database conflict (stored concurrently)")
+        except Exception as error:  # a bug or a database problem: reported, logged with its traceback, next source
+            log.exception("source failed: %s", location)
+            return SourceReport(source, location, ok=False,
+                                reason=f"unexpected error ({error.__class__.__name__}: {error})")
+    raise AssertionError("unreachable")
 
 
 def open_edition(session: Session, day: date) -> Edition:

@@ -69,7 +69,7 @@ class Paper(SQLModel, table=True):
     title: str
     abstract: str = ""
     authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    url: str = ""
+    url: str = ""  # the paper's canonical page: https://arxiv.org/abs/<id> when the arXiv id is known; "" if none
     pdf_url: str = ""
     code_url: str = ""
     upvotes: int = 0
@@ -81,6 +81,12 @@ class Paper(SQLModel, table=True):
     # Sentence embedding of title + abstract (float32 bytes), computed once at ingest; None until embedded.
     embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     embedding_model: str = ""
+    # What the Hugging Face feed adds: its one-line AI summary, the paper's thumbnail and project page, the
+    # organisation that submitted it. Links are http(s) only (newsletter.ingest.paper_in.safe_url).
+    tldr: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    thumbnail_url: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    project_url: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    organization: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class Subscriber(SQLModel, table=True):

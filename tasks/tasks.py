@@ -13,8 +13,9 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
   when None).
 - `tasks.tasks.enqueue_edition(day=None)`: plan everyone for `day` (default: today, UTC) and fan out the sending,
   ignoring send hours (an operator's "send this edition now").
-- `tasks.tasks.ingest_sources()`: ingest `NEWSLETTER_SOURCES` (beat: `NEWSLETTER_INGEST_SCHEDULE`); a source that
-  fails is logged and reported, and the others are ingested all the same.
+- `tasks.tasks.ingest_sources(day=None)`: ingest `NEWSLETTER_SOURCES` for `day`'s edition (shortcuts such as
+  `hf:daily` read that date; default today, UTC), each source in its own transaction: a failed source is logged
+  and reported (`ok: false`, `reason`) and the others are stored (beat: `NEWSLETTER_INGEST_SCHEDULE`).
 - `tasks.tasks.process_bounces()`: read `NEWSLETTER_BOUNCE_MAILBOX` (bounces, complaints, mailto: unsubscribes);
   beat runs it every `NEWSLETTER_BOUNCE_CHECK_SECONDS` when the mailbox is set. Safe to run again.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
@@ -35,6 +36,7 @@ from newsletter.db import session_scope
 from newsletter.delivery import ledger
 from newsletter.delivery.send import send_edition
 from newsletter.errors import EditionClosed
+from newsletter.ingest import split_sources
 from newsletter.log import event
 from tasks.celery_app import app
 
@@ -51,10 +53,10 @@ def _day(value: str | None) -> date:
 
 
 @app.task
-def ingest_sources() -> list[dict]:
+def ingest_sources(day: str | None = None) -> list[dict]:
+    """Each source in its own transaction; a failed one is logged and reported, and the next one goes on."""
     settings = _settings()
-    outcomes = jobs.ingest_sources(settings, jobs.expand_sources(settings.source_list()))
-    return [{"source": o.source, "error": o.error, **(asdict(o.result) if o.result else {})} for o in outcomes]
+    return [report.as_dict() for report in jobs.ingest_sources(settings, split_sources(settings.sources), day=_day(day))]
 
 
 @app.task
@@ -121,7 +123,7 @@ def plan(day: str | None = None) -> dict:
 
 @app.task
 def daily(day: str | None = None) -> dict:
-    ingest_sources()
+    ingest_sources(day)
     planned = plan(day)
     return send_batch(planned["edition_id"])
 

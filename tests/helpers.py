@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from newsletter.clock import today
 from newsletter.config import Settings, environment_of
+from tests.conftest import make_settings
 
 from newsletter.editions import plan_edition
 from newsletter.ranking.embeddings import embed_missing
@@ -27,11 +28,15 @@ from subscribers.profiles import add_subscriber
 
 
 
+# Settings for reading the bundled corpus and embedding it (what jobs.ingest_sources does), whatever the test's.
+SAMPLE_SETTINGS = make_settings()
+
+
 def ingest_sample(session) -> None:
     """The bundled sample corpus, stored with its paper vectors (as newsletter.jobs.ingest_sources stores it)."""
     for source in sample_sources():
-        ingest(session, source)
-    embed_missing(session, Settings(_env_file=None, semantic="auto"))
+        ingest(session, source, SAMPLE_SETTINGS)
+    embed_missing(session, SAMPLE_SETTINGS)
     session.commit()
 
 
@@ -93,7 +98,7 @@ def configured(settings, smtp, **extra):
 
 def planned(session, settings, *emails) -> int:
     """Today's edition planned for these (new, active) readers from the small fixture corpus; its id."""
-    ingest(session, str(Path(__file__).parent / "fixtures" / "hf_daily_papers.json"))
+    ingest(session, str(Path(__file__).parent / "fixtures" / "hf_daily_papers.json"), settings)
     for email in emails:
         add_active(session, email, "language models")
     plan = plan_edition(session, today(), settings)
@@ -123,8 +128,8 @@ def ingest_titled(session, tmp_path, titles: list[str]) -> None:
     assert not missing, f"not in the sample corpus: {missing}"
     listing = tmp_path / "slice.txt"
     listing.write_text("".join(f"{found[t].title}\n{found[t].abstract}\n" for t in titles), encoding="utf-8")
-    ingest(session, str(listing))
-    embed_missing(session, Settings(_env_file=None, semantic="auto"))
+    ingest(session, str(listing), SAMPLE_SETTINGS)
+    embed_missing(session, SAMPLE_SETTINGS)
     session.commit()
 
 

@@ -55,8 +55,8 @@ def test_headers_are_present_and_well_formed(session, sink, smtp_settings):
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
 
 
-def test_paper_fields_are_escaped_in_the_email(session, sink, smtp_settings):
-    ingest(session, str(FIXTURES / "hf_daily_papers.json"))
+def test_paper_fields_are_escaped_in_the_email(settings, session, sink, smtp_settings):
+    ingest(session, str(FIXTURES / "hf_daily_papers.json"), settings)
     add_active(session, "ada@example.org", "KV cache compression", "KV cache")
     run_daily(session, today(), smtp_settings)
     message = parsed(sink)[0]

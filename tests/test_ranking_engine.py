@@ -45,12 +45,12 @@ def ranked_titles(session, subscriber, settings, limit=20):
     return [r.paper.title for r in recommend(session, subscriber, today(), settings, limit)]
 
 
-def test_ingest_embeds_each_paper_once(small_corpus, session, tmp_path):
+def test_ingest_embeds_each_paper_once(settings, small_corpus, session, tmp_path):
     papers = session.exec(select(Paper)).all()
     assert len(papers) == len(SLICE)
     assert all(p.embedding_model == embeddings.MODEL_NAME and len(p.embedding) == 4 * embeddings.DIMENSIONS
                for p in papers)
-    ingest(session, str(tmp_path / "slice.txt"))
+    ingest(session, str(tmp_path / "slice.txt"), settings)
     assert embed_missing(session, small_corpus) == 0  # already embedded: nothing recomputed
 
 

@@ -210,10 +210,10 @@ def test_the_archive_lists_editions_and_shows_each_days_papers(session, smtp_set
     assert web.get(f"/archive/{(today() + timedelta(days=1)).isoformat()}").status_code == 404  # not published yet
 
 
-def test_archive_pages_escape_paper_fields(session, web):
+def test_archive_pages_escape_paper_fields(settings, session, web):
     from newsletter.ingest import ingest
     from tests.conftest import FIXTURES
-    ingest(session, str(FIXTURES / "hf_daily_papers.json"))
+    ingest(session, str(FIXTURES / "hf_daily_papers.json"), settings)
     session.add(Edition(date=today()))
     session.commit()
     page = web.get(f"/archive/{today().isoformat()}").text

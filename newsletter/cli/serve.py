@@ -28,8 +28,8 @@ def demo(day: Optional[str] = typer.Option(None, "--date", help="Edition date, Y
     started = time.perf_counter()
     current = settings()
     report = run_demo(current, parse_day(day))
-    stored = sum(o.result.new for o in report.ingested if o.result)
-    entries = sum(o.result.seen for o in report.ingested if o.result)
+    stored = sum(r.result.new for r in report.ingested if r.result)
+    entries = sum(r.result.seen for r in report.ingested if r.result)
     console.print(f"ingested {entries} entries from {len(report.ingested)} sample files: {stored} new papers")
     table = Table("subscriber", "status", "top paper today", title=f"edition {report.daily.plan.edition_id}")
     for row in summary_rows(current, report.daily.plan.edition_id):

@@ -28,6 +28,8 @@ def parse(text: str, source: str) -> list[PaperIn]:
     lines = list(_content_lines(text))
     if not lines:
         raise FeedError(source, "no papers found (expected a title line followed by an abstract line)")
+    if len(lines) == 1:
+        raise FeedError(source, f"a single line of text, not a feed: {lines[0][1][:100]!r}")
     if len(lines) % 2:
         number, title = lines[-1]
         raise FeedError(source, f"line {number}: title {title[:60]!r} has no abstract line after it")

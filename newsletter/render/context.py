@@ -52,8 +52,9 @@ def authors_line(authors: list[str], shown: int = AUTHORS_SHOWN) -> str:
 
 
 def paper_url(paper: Paper) -> str:
-    """The paper's page: its own URL, else its PDF, else a search for its title."""
-    return paper.url or paper.pdf_url or f"https://huggingface.co/papers?q={paper.title_key.replace(' ', '+')}"
+    """The paper's canonical page (its arXiv abstract page when the id is known), or '' when no page is known:
+    then no "Paper" link is shown (never a search page standing in for the paper)."""
+    return paper.url
 
 
 def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "", less_url: str = "") -> PaperView:
