@@ -26,22 +26,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import update  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlalchemy import update
+from sqlmodel import Session
 
-from newsletter import db  # noqa: E402
-from newsletter.compose import live_picks, message_bytes, message_id_for, render_for, trending_papers  # noqa: E402
-from newsletter.config import Settings  # noqa: E402
-from newsletter.delivery.send import send_edition  # noqa: E402
-from newsletter.ingest import ingest, sample_sources  # noqa: E402
-from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber, SubscriberStatus  # noqa: E402
+from newsletter import db
+from newsletter.compose import live_picks, message_bytes, message_id_for, render_for, trending_papers
+from newsletter.config import Settings
+from newsletter.delivery.send import send_edition
+from newsletter.ingest import ingest, sample_sources
+from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber, SubscriberStatus
 
-DAY = datetime.now(timezone.utc).date()
+DAY = datetime.now(UTC).date()
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
@@ -161,8 +161,9 @@ def one_round(port: int, settings: Settings, edition_id: int, messages: list[tup
         session.exec(update(Edition).values(status="planned"))
         session.commit()
         for number, start in enumerate(range(0, len(ids), chunk)):
-            sides = [lambda: raw_chunk(port, "digest@localhost", messages[start:start + chunk]),
-                     lambda: ours_chunk(session, settings, edition_id, ids[start:start + chunk], by_delivery)]
+            raw_messages, our_ids = messages[start:start + chunk], ids[start:start + chunk]
+            sides = [lambda: raw_chunk(port, "digest@localhost", raw_messages),  # noqa: B023 (called at once)
+                     lambda: ours_chunk(session, settings, edition_id, our_ids, by_delivery)]  # noqa: B023
             if number % 2:
                 sides.reverse()
             first, second = (side() for side in sides)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from newsletter.config import Settings  # noqa: E402
 from newsletter.delivery.dkim_sign import OVERSIGNED, SIGNED_HEADERS, _private_key, signature_header  # noqa: E402
-from newsletter.render import render_edition  # noqa: E402
 from newsletter.delivery.mime import build_message  # noqa: E402
+from newsletter.render import render_edition  # noqa: E402
 from tests.support.samples import random_edition  # noqa: E402
 
 SELECTOR, DOMAIN = b"bench", b"example.org"

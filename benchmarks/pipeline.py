@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +38,7 @@ from sqlmodel import Session, func, select  # noqa: E402
 from newsletter import db  # noqa: E402
 from newsletter.config import Settings, get_settings  # noqa: E402
 from newsletter.models import Delivery, DeliveryStatus, Subscriber  # noqa: E402
+from tests.support.postgres import scratch_postgres_database  # noqa: E402
 
 INTERESTS = ["language models and long-context inference", "3D reconstruction and Gaussian splatting",
              "robot learning from demonstrations", "diffusion models for image and video generation"]
@@ -122,7 +123,7 @@ def run_in_process(url: str, settings: Settings) -> float:
         for source in sample_sources():
             ingest(session, source)
         session.commit()
-        run_daily(session, datetime.now(timezone.utc).date(), settings)
+        run_daily(session, datetime.now(UTC).date(), settings)
     return time.perf_counter() - started
 
 
@@ -215,7 +216,8 @@ def main() -> None:
         figures[f"celery_{n}_workers_seconds"] = run["seconds"]
         figures[f"celery_{n}_workers_vs_in_process"] = round(run["emails_per_s"] / baseline["emails_per_s"], 2)
         if worker_counts[0] != n:
-            figures[f"celery_{n}_workers_vs_{worker_counts[0]}"] = round(run["emails_per_s"] / runs[0]["emails_per_s"], 2)
+            ratio = run["emails_per_s"] / runs[0]["emails_per_s"]
+            figures[f"celery_{n}_workers_vs_{worker_counts[0]}"] = round(ratio, 2)
     figures["all_runs_delivered_everyone_once"] = all(
         r["sent"] == args.subscribers == r["messages"] == r["distinct_message_ids"] for r in [baseline, *runs])
     print(json.dumps(figures))

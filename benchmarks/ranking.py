@@ -19,7 +19,7 @@ import random
 import resource
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +57,15 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def make_papers(n: int, rng: np.random.Generator) -> list[Paper]:
     corpus = [p for source in sample_sources() for p in parse_source(read_source(source), source)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     vectors = unit_rows(rng, n)
     papers = []
     for i in range(n):
         base = corpus[i % len(corpus)]
         papers.append(Paper(id=i + 1, external_id=f"bench:{i}", title_key=f"{base.title_key} {i}", title=base.title,
                             abstract=base.abstract, authors=list(rng.choice(AUTHORS, 3)),
-                            upvotes=int(rng.integers(0, 200)), ingested_at=now - timedelta(hours=int(rng.integers(0, 160))),
+                            upvotes=int(rng.integers(0, 200)),
+                            ingested_at=now - timedelta(hours=int(rng.integers(0, 160))),
                             embedding=embeddings.to_bytes(vectors[i]), embedding_model=embeddings.MODEL_NAME))
     return papers
 
@@ -138,10 +139,12 @@ def main() -> None:
     print(f"  index candidate pool         {pool_seconds:8.2f} s")
     print(f"  rank everyone (top 10)       {rank_seconds:8.2f} s   ({picked} picks)")
     print(f"  one at a time (baseline)     {baseline_seconds:8.2f} s   (timed on {len(sample)}, scaled)")
-    print(f"  + reasons for every pick     {reasons_seconds:8.2f} s   (timed on 10000 with {with_reasons} picks, scaled)")
+    print(f"  + reasons for every pick     {reasons_seconds:8.2f} s   "
+          f"(timed on 10000 with {with_reasons} picks, scaled)")
     print(f"  peak RSS                     {rss_after_rank:8.0f} MB  (before ranking {rss_before:.0f} MB)")
     if throughput:
-        print(f"  embedding throughput         {throughput:8.1f} papers/s ({args.embed - 2} real abstracts, MiniLM, CPU)")
+        print(f"  embedding throughput         {throughput:8.1f} papers/s "
+              f"({args.embed - 2} real abstracts, MiniLM, CPU)")
     print(json.dumps({"benchmark": "ranking", "subscribers": args.subscribers, "papers": args.papers,
                       "chunk": args.chunk, "threads": args.threads, "rank_seconds": round(rank_seconds, 3),
                       "baseline_one_at_a_time_seconds": round(baseline_seconds, 2),

@@ -8,8 +8,8 @@ ours:  render_edition (fill the template compiled once, HTML + text) + build_mes
 Both get the same per-recipient data (10 random sample papers with every field filled, 5 trending, signed
 links), built before timing. Ours reuses what is the same for every recipient of a paper (its title, authors,
 abstract and links, rendered once per paper); "cold caches" measures ours with those caches emptied before
-every message, i.e. the cost when every paper is new. Figures are per message: wall time (perf_counter) and this thread's CPU time
-(thread_time, less disturbed by other processes on a shared machine). The last line is JSON.
+every message, i.e. the cost when every paper is new. Figures are per message: wall time (perf_counter) and this
+thread's CPU time (thread_time, less disturbed by other processes on a shared machine). The last line is JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -30,12 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from newsletter.config import Settings  # noqa: E402
-from newsletter.render import render_context, render_edition  # noqa: E402
-from newsletter.render.compile import (  # noqa: E402
-    clear_value_caches, compile_mjml, compiled_html_template, html_env, template_sources, text_template)
-from newsletter.delivery.mime import build_message  # noqa: E402
-from tests.support.samples import random_edition  # noqa: E402
+from newsletter.config import Settings
+from newsletter.delivery.mime import build_message
+from newsletter.render import render_context, render_edition
+from newsletter.render.compile import (
+    clear_value_caches,
+    compile_mjml,
+    compiled_html_template,
+    html_env,
+    template_sources,
+    text_template,
+)
+from tests.support.samples import random_edition
 
 SENDER = "Paper Digest <digest@example.org>"
 
@@ -57,7 +63,7 @@ def naive(kwargs: dict, number: int) -> bytes:
     message["From"] = SENDER
     message["To"] = kwargs["recipient"]
     message["Subject"] = context["subject"]
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = f"<bench-{number}@example.org>"
     for name, value in list_headers(number).items():
         message[name] = value

@@ -7,8 +7,8 @@ explicitly to everything below, so a function behaves the same whoever calls it.
 from __future__ import annotations
 
 import secrets
-from enum import Enum, StrEnum
 from datetime import timedelta
+from enum import Enum, StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal

@@ -11,31 +11,32 @@ from sqlmodel import Session, col, select
 from newsletter import db, jobs
 from newsletter.clock import today
 from newsletter.compose import picks_of_deliveries
-from newsletter.config import SmtpSecurity, Settings
+from newsletter.config import Settings, SmtpSecurity
 from newsletter.ingest import SAMPLE, SourceReport
 from newsletter.models import Delivery, Subscriber, SubscriberStatus
 from newsletter.sink import SmtpSink
 from subscribers.profiles import add_subscriber, find_subscriber
 
 SAMPLE_SUBSCRIBERS = [
-    dict(email="ada@example.org", name="Ada", timezone="Europe/London",
-         interests="Making large language model inference cheaper: KV cache compression, quantization, long context.",
-         keywords="KV cache, quantization, long-context"),
-    dict(email="grace@example.org", name="Grace", timezone="America/New_York",
-         interests="3D reconstruction and novel view synthesis from images; neural radiance fields and splatting.",
-         keywords="NeRF, Gaussian Splatting, 3D"),
-    dict(email="alan@example.org", name="Alan", timezone="Asia/Tokyo",
-         interests="Dense retrieval and text embeddings for search, retrieval-augmented generation.",
-         keywords="dense retrieval, RAG, embeddings"),
-    dict(email="katherine@example.org", name="Katherine", timezone="America/Los_Angeles",
-         interests="Diffusion models for image and video generation, and making them faster.",
-         keywords="diffusion, video generation"),
-    dict(email="yoshua@example.org", name="Yoshua", timezone="Europe/Paris",
-         interests="Sparse mixture-of-experts architectures, scaling laws and efficient pre-training.",
-         keywords="mixture-of-experts, MoE, scaling laws"),
-    dict(email="fei@example.org", name="Fei", timezone="Asia/Shanghai",
-         interests="Self-supervised visual representation learning, contrastive methods, vision transformers.",
-         keywords="self-supervised, contrastive, vision transformer"),
+    {"email": "ada@example.org", "name": "Ada", "timezone": "Europe/London",
+         "interests": "Making large language model inference cheaper: KV cache compression, quantization, "
+                      "long context.",
+         "keywords": "KV cache, quantization, long-context"},
+    {"email": "grace@example.org", "name": "Grace", "timezone": "America/New_York",
+         "interests": "3D reconstruction and novel view synthesis from images; neural radiance fields and splatting.",
+         "keywords": "NeRF, Gaussian Splatting, 3D"},
+    {"email": "alan@example.org", "name": "Alan", "timezone": "Asia/Tokyo",
+         "interests": "Dense retrieval and text embeddings for search, retrieval-augmented generation.",
+         "keywords": "dense retrieval, RAG, embeddings"},
+    {"email": "katherine@example.org", "name": "Katherine", "timezone": "America/Los_Angeles",
+         "interests": "Diffusion models for image and video generation, and making them faster.",
+         "keywords": "diffusion, video generation"},
+    {"email": "yoshua@example.org", "name": "Yoshua", "timezone": "Europe/Paris",
+         "interests": "Sparse mixture-of-experts architectures, scaling laws and efficient pre-training.",
+         "keywords": "mixture-of-experts, MoE, scaling laws"},
+    {"email": "fei@example.org", "name": "Fei", "timezone": "Asia/Shanghai",
+         "interests": "Self-supervised visual representation learning, contrastive methods, vision transformers.",
+         "keywords": "self-supervised, contrastive, vision transformer"},
 ]
 
 

@@ -10,7 +10,6 @@ tasks/; everything here runs in-process too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -31,7 +30,8 @@ from newsletter.models import Edition
 from newsletter.ranking.embeddings import embed_missing
 
 log = logging.getLogger("newsletter.jobs")
-PLAN_ATTEMPTS = 3  # a concurrent planner of the same rows makes an attempt fail on the unique key; re-planning skips them
+# A concurrent planner of the same rows makes an attempt fail on the unique key; re-planning skips them.
+PLAN_ATTEMPTS = 3
 
 
 @dataclass

@@ -5,7 +5,7 @@ Everything is counted from the database, all time or for one day (that day's edi
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -35,7 +35,7 @@ def gather_stats(session: Session, day: date | None = None) -> dict:
 
 
 def _day_span(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     return start, start + timedelta(days=1)
 
 

@@ -7,10 +7,10 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from newsletter.clock import utcnow
 from newsletter.config import Settings
 from newsletter.errors import BadToken, ExpiredToken, InvalidInput
 from newsletter.log import event
-from newsletter.clock import utcnow
 from newsletter.models import Event, Subscriber, SubscriberStatus
 from subscribers.profiles import add_subscriber, find_subscriber, normalize_email, validated_profile
 from subscribers.tokens import read_token, token_matches

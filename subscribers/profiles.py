@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
-from newsletter.errors import InvalidInput, NotFound
 from newsletter.clock import utcnow
+from newsletter.errors import InvalidInput, NotFound
 from newsletter.models import Subscriber, SubscriberStatus
 
 FREQUENCIES = ("daily", "weekly")

@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import insert
@@ -26,8 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from newsletter.batching import IN_CLAUSE, chunked
-from newsletter.errors import InvalidInput
 from newsletter.clock import utcnow
+from newsletter.errors import InvalidInput
 from newsletter.models import Subscriber, SubscriberStatus
 from subscribers.profiles import normalize_email, reject_control_chars, validated_profile
 
@@ -223,7 +223,7 @@ def _timestamp(value, name: str) -> datetime:
         parsed = datetime.fromisoformat(_text(value, name).strip())
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 date-time, not {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ---- importing -----------------------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def export_row(subscriber: Subscriber) -> dict:
     """The subscriber's FIELDS, JSON-ready (what `import` reads back)."""
     row = {name: getattr(subscriber, name) for name in FIELDS}
     for name in TIME_FIELDS:
-        row[name] = row[name].astimezone(timezone.utc).isoformat() if row[name] else None
+        row[name] = row[name].astimezone(UTC).isoformat() if row[name] else None
     return row
 
 

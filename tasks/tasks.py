@@ -56,7 +56,8 @@ def _day(value: str | None) -> date:
 def ingest_sources(day: str | None = None) -> list[dict]:
     """Each source in its own transaction; a failed one is logged and reported, and the next one goes on."""
     settings = _settings()
-    return [report.as_dict() for report in jobs.ingest_sources(settings, split_sources(settings.sources), day=_day(day))]
+    reports = jobs.ingest_sources(settings, split_sources(settings.sources), day=_day(day))
+    return [report.as_dict() for report in reports]
 
 
 @app.task

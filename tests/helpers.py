@@ -18,15 +18,12 @@ from sqlmodel import select
 
 from newsletter.clock import today
 from newsletter.config import Settings, environment_of
-from tests.conftest import make_settings
-
 from newsletter.editions import plan_edition
-from newsletter.ranking.embeddings import embed_missing
 from newsletter.ingest import ingest, sample_sources
 from newsletter.models import Delivery, Subscriber, SubscriberStatus
+from newsletter.ranking.embeddings import embed_missing
 from subscribers.profiles import add_subscriber
-
-
+from tests.conftest import make_settings
 
 # Settings for reading the bundled corpus and embedding it (what jobs.ingest_sources does), whatever the test's.
 SAMPLE_SETTINGS = make_settings()

@@ -13,7 +13,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from sqlmodel import select
 
-from newsletter.config import Settings
 from newsletter.delivery.envelope import delivery_from_bounce_address, envelope_sender
 from newsletter.delivery.send import send_edition
 from newsletter.errors import DeliveryError
@@ -40,7 +39,8 @@ def test_list_unsubscribe_has_https_and_mailto_each_with_the_recipients_token(se
         assert read_token("unsubscribe", token, settings)["s"] == delivery.subscriber_id
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "Paper Digest <digest.example.org>" and message["Precedence"] == "bulk"
-    assert message["Message-ID"] == delivery.message_id == f"<edition-{delivery.edition_id}.delivery-{delivery.id}@example.org>"
+    expected = f"<edition-{delivery.edition_id}.delivery-{delivery.id}@example.org>"
+    assert message["Message-ID"] == delivery.message_id == expected
     assert envelope.mail_from == "digest@example.org"
 
 
@@ -126,7 +126,8 @@ def test_dkim_canonicalization_survives_awkward_whitespace(dkim_key):
         message = head + b"\r\n" + body
         signed = signature_header(message, b"s1", b"example.org", _private_key(key)) + message
         assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record), body
-        assert not dkim.verify(signed.replace(b"Subject: a long", b"Subject: a LONG"), dnsfunc=lambda n, timeout=5: record)
+        tampered = signed.replace(b"Subject: a long", b"Subject: a LONG")
+        assert not dkim.verify(tampered, dnsfunc=lambda n, timeout=5: record)
 
 
 def test_a_dkim_key_that_is_not_rsa_or_not_a_key_is_refused_clearly(tmp_path):

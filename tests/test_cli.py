@@ -1,20 +1,14 @@
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from newsletter.cli import app
 from newsletter.clock import today
 from tests.conftest import FIXTURES
-
-
-
 
 
 def test_subscribers_add_list_remove(settings, cli):

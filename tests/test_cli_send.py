@@ -3,7 +3,6 @@
 import asyncio
 import base64
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,17 +16,15 @@ from email.policy import default
 import pytest
 import redis
 from sqlmodel import select
-from typer.testing import CliRunner
 
 from newsletter import db
-from newsletter.cli import app
+from newsletter.clock import today
 from newsletter.delivery.send import send_edition
 from newsletter.edition_control import find_edition, pause_edition
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, Edition, Subscriber
 from newsletter.sink import SaveToFolder, SmtpSink
-from newsletter.clock import today
-from tests.helpers import process_environment, wait_until, add_active, ingest_sample
+from tests.helpers import add_active, ingest_sample, process_environment, wait_until
 
 EMAILS = [f"reader{n}@example.org" for n in range(1, 9)]
 
@@ -110,7 +107,8 @@ def test_test_send_is_the_subscribers_email_marked_and_records_nothing(session, 
     assert bad.exit_code == 1 and "invalid email address" in bad.output
 
 
-def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(settings, session, readers, sink, smtp_settings, cli):
+def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(settings, session, readers, sink,
+                                                                         smtp_settings, cli):
     plan = plan_edition(session, today(), smtp_settings)
     session.commit()
 
@@ -279,7 +277,7 @@ def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_f
         second = subprocess.run(SEND, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
     messages = received(sink)
-    assert sorted(set(m["To"] for m in messages)) == sorted(EMAILS)
+    assert sorted({m["To"] for m in messages}) == sorted(EMAILS)
     counts = Counter(m["Message-ID"] for m in messages)
     duplicated = [mid for mid, n in counts.items() if n > 1]
     assert len(duplicated) <= len(in_flight)  # only the message in flight at the abort can arrive twice

@@ -11,12 +11,11 @@ import pytest
 from sqlmodel import Session, select
 
 from newsletter import db
+from newsletter.clock import today, utcnow
 from newsletter.delivery import ledger
 from newsletter.delivery.send import retry_delay, send_edition
 from newsletter.editions import plan_edition
-from newsletter.clock import utcnow
 from newsletter.models import Delivery, Event, Subscriber
-from newsletter.clock import today
 from tests.conftest import scratch_postgres
 from tests.helpers import configured, deliveries, planned, status_of
 from tests.scripted_smtp import ScriptedSmtp

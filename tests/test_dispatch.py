@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import threading
 import time as clock
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
 from sqlmodel import Session
 
 from newsletter import db, dispatch
-from newsletter.clock import utc
+from newsletter.clock import today, utc
 from newsletter.delivery import ledger
 from newsletter.editions import get_or_create_edition, plan_edition
 from newsletter.errors import InvalidInput
 from newsletter.models import Delivery, Edition, Subscriber
-from newsletter.clock import today
 from tasks.schedule import beat_schedule, cron
 from tests.helpers import ingest_sample
 
-MONDAY_NOON_UTC = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+MONDAY_NOON_UTC = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def add(session, email: str, **profile) -> Subscriber:
@@ -89,7 +88,7 @@ def planned_edition(session, settings, count: int) -> int:
 
 def test_lost_rows_are_handed_out_again_after_a_lease_and_retry_times_are_respected(session, settings):
     edition_id = planned_edition(session, settings, 4)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     first = dispatch.take_lost(session, now, settings)
     session.commit()
     assert list(first) == [edition_id] and len(first[edition_id]) == 4
@@ -157,7 +156,8 @@ def test_beat_schedule_comes_from_settings(settings):
     assert schedule["send-tick"]["schedule"] == 60 and schedule["send-tick"]["task"] == "tasks.tasks.send_tick"
     assert schedule["ingest"]["schedule"] == cron("15 4 * * 1-5")
     assert "process-bounces" not in schedule
-    with_mailbox = beat_schedule(custom.model_copy(update={"bounce_mailbox": "/var/mail/bounces", "bounce_check_seconds": 120}))
+    with_mailbox = beat_schedule(custom.model_copy(update={"bounce_mailbox": "/var/mail/bounces",
+                                                           "bounce_check_seconds": 120}))
     assert with_mailbox["process-bounces"]["task"] == "tasks.tasks.process_bounces"
     assert with_mailbox["process-bounces"]["schedule"] == 120
     for bad in ("15 4 * *", "75 4 * * *"):
@@ -166,8 +166,8 @@ def test_beat_schedule_comes_from_settings(settings):
 
 
 def test_the_tick_parses_its_frozen_clock():
-    assert utc("2026-11-30T07:00:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
-    assert utc("2026-11-30T08:00:00+01:00") == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
+    assert utc("2026-11-30T07:00:00") == datetime(2026, 11, 30, 7, tzinfo=UTC)
+    assert utc("2026-11-30T08:00:00+01:00") == datetime(2026, 11, 30, 7, tzinfo=UTC)
     assert utc(None).tzinfo is not None
 
 

@@ -8,19 +8,21 @@ Hugging Face fields a reader values, http(s)-only links, version-free arXiv ids 
 from __future__ import annotations
 
 import gzip
-import os
-import re
 import http.server
 import json
 import logging
+import os
+import re
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import Session, func, select
 
@@ -28,8 +30,8 @@ from newsletter import db
 from newsletter.config import Settings
 from newsletter.errors import FeedError
 from newsletter.ingest import ingest, split_sources
-from newsletter.jobs import ingest_sources
 from newsletter.ingest.paper_in import safe_url
+from newsletter.jobs import ingest_sources
 from newsletter.models import Paper
 from newsletter.render.context import paper_view
 from tests.conftest import FIXTURES
@@ -77,7 +79,7 @@ class RecordedApi:
         api = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 api.requests.append((parts.path, query, time.monotonic()))
@@ -168,7 +170,7 @@ def test_merge_keeps_the_best_of_each_field_and_never_takes_junk(settings, sessi
     assert (after.abstract, after.tldr, after.authors, after.title) == (abstract, tldr, authors, before.title)
     assert after.upvotes == 7  # the highest count seen, not the latest
     assert after.url == "https://arxiv.org/abs/2606.12575" and after.pdf_url == "https://arxiv.org/pdf/2606.12575"
-    assert "cs.CV" in after.keywords and after.published_at == datetime(2026, 6, 10, tzinfo=timezone.utc)
+    assert "cs.CV" in after.keywords and after.published_at == datetime(2026, 6, 10, tzinfo=UTC)
     assert after.embedding == b"\x00" * 8  # text unchanged: the vector still describes it
 
     # A longer real abstract does replace a shorter one, and the vector computed from the old text is dropped.
@@ -182,7 +184,7 @@ def test_merge_keeps_the_best_of_each_field_and_never_takes_junk(settings, sessi
 def test_a_time_without_a_zone_is_taken_as_utc(settings, session, tmp_path):
     item = hf_item("2403.05530", "Naive times", publishedAt="2024-03-08T18:54:24")
     ingest(session, write(tmp_path, "naive.json", json.dumps([item])), settings)
-    assert paper(session, "2403.05530").published_at == datetime(2024, 3, 8, 18, 54, 24, tzinfo=timezone.utc)
+    assert paper(session, "2403.05530").published_at == datetime(2024, 3, 8, 18, 54, 24, tzinfo=UTC)
 
 
 # 3. Identity: arXiv id first, title only without one -------------------------------------------------------------
@@ -213,7 +215,8 @@ def test_ingest_all_reports_each_source_and_a_bad_one_stops_nothing(settings, se
     bad = write(tmp_path, "bad.gz", gzip.compress(HF_RECORDED.read_bytes())[:200])  # cut short
     atom = str(ARXIV_CS_RO)
     reports = ingest_sources(settings, [good, bad, str(tmp_path / "missing.json"), atom])
-    assert [(r.ok, r.location) for r in reports] == [(True, good), (False, bad), (False, str(tmp_path / "missing.json")),
+    missing = str(tmp_path / "missing.json")
+    assert [(r.ok, r.location) for r in reports] == [(True, good), (False, bad), (False, missing),
                                                     (True, atom)]
     assert reports[1].reason.startswith("corrupt gzip data") and reports[2].reason == "no such file"
     assert reports[0].result.new == 30 and reports[3].result.new == 2 and count(session) == 32
@@ -485,7 +488,8 @@ def _sources():
         raw.map(lambda b: b"\xef\xbb\xbf" + b),  # a BOM before anything
         st.text(max_size=2000).map(lambda t: t.encode("utf-8")),
         st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     lambda inner: (st.lists(inner, max_size=4)
+                                    | st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                      max_leaves=30).map(lambda v: json.dumps(v).encode()),
         st.sampled_from([b"<feed xmlns='http://www.w3.org/2005/Atom'>", b"<html>", b"[{\"paper\": ", b"\x1f\x8b"])
         .flatmap(lambda head: raw.map(lambda tail: head + tail)),
@@ -511,7 +515,8 @@ def _hf_items():
                                                              "thumbnail": anything, "publishedAt": when})
 
 
-@hypothesis_settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=_sources())
 def test_arbitrary_bytes_raise_nothing_but_feed_error_and_store_nothing_when_refused(settings, tmp_path, data):
     """Whatever the bytes: a FeedError (and not one paper stored), or a well-formed feed stored as parsed.

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
 
 import pytest
 
 from newsletter.config import Settings
+from newsletter.delivery.mime import build_message, display_address
 from newsletter.errors import InvalidInput
 from newsletter.render import RenderedEmail, render_edition
-from newsletter.delivery.mime import build_message, display_address
-from tests.support.samples import worst_case_edition
 from tests.helpers import html_part, text_part
+from tests.support.samples import worst_case_edition
 
 LIST_HEADERS = {
     "List-Unsubscribe": "<https://digest.example.org/unsubscribe/eyJzIjoxLCJlIjoiMTRhYzhhNTc1NjY4In0.awcS1w.80K1bYY5>",
@@ -32,7 +32,7 @@ def rendered() -> RenderedEmail:
 def build(rendered: RenderedEmail, **overrides) -> bytes:
     arguments = {"sender": "Paper Digest <digest@example.org>", "to": "reader1@example.org",
                  "message_id": "<edition-1.delivery-1@example.org>", "extra_headers": LIST_HEADERS,
-                 "when": datetime(2026, 11, 25, 7, 0, tzinfo=timezone.utc), **overrides}
+                 "when": datetime(2026, 11, 25, 7, 0, tzinfo=UTC), **overrides}
     return build_message(rendered, **arguments)
 
 

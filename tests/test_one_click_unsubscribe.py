@@ -16,13 +16,13 @@ import pytest
 import uvicorn
 from sqlmodel import select
 
+from newsletter.clock import today
 from newsletter.delivery.send import send_edition
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, Subscriber
 from newsletter.web.app import create_app
-from newsletter.clock import today
-from tests.scripted_smtp import ScriptedSmtp
 from tests.helpers import configured, planned, status_of
+from tests.scripted_smtp import ScriptedSmtp
 
 
 @pytest.fixture

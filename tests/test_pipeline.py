@@ -7,16 +7,16 @@ import lxml.html
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from newsletter.clock import today
 from newsletter.delivery.send import send_edition
 from newsletter.editions import plan_edition
-from newsletter.models import Delivery, Pick, Subscriber
+from newsletter.ingest import ingest
 from newsletter.jobs import run_daily
+from newsletter.models import Delivery, Pick, Subscriber
 from newsletter.sink import SmtpSink
 from newsletter.web.app import create_app
-from tests.helpers import add_active, html_part, ingest_sample, text_part, unsubscribe_url
 from tests.conftest import FIXTURES
-from newsletter.ingest import ingest
-from newsletter.clock import today
+from tests.helpers import add_active, html_part, ingest_sample, text_part, unsubscribe_url
 
 
 def parsed(sink):

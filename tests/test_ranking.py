@@ -1,8 +1,8 @@
 from sqlmodel import select
 
-from newsletter.ranking import recommend
-from newsletter.models import Paper
 from newsletter.clock import today
+from newsletter.models import Paper
+from newsletter.ranking import recommend
 from tests.helpers import add_active, ingest_sample
 
 
@@ -54,6 +54,7 @@ def test_upvotes_break_ties_but_do_not_beat_relevance(session, settings):
 
 def test_feedback_is_recorded_once_per_paper_and_latest_wins(session, settings):
     import pytest
+
     from newsletter.errors import InvalidInput
     from newsletter.ranking.feedback import feedback_of, record_feedback
 

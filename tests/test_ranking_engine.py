@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
-from newsletter.ranking import recommend
+from newsletter.clock import today
 from newsletter.editions import plan_edition
 from newsletter.ingest import ingest
 from newsletter.models import Delivery, DeliveryStatus, Paper, Pick
-from newsletter.ranking import embeddings, profiles_for
+from newsletter.ranking import embeddings, profiles_for, recommend
 from newsletter.ranking.embeddings import embed_missing
 from newsletter.ranking.feedback import record_feedback
 from newsletter.ranking.score import CandidatePool, Profile
-from newsletter.clock import today
 from subscribers.profiles import update_profile
 from tests.helpers import add_active, ingest_sample, ingest_titled
 
@@ -115,7 +114,8 @@ def test_mmr_keeps_near_duplicates_out_of_the_top():
     titles = ["Evicting KV cache tokens", "Evicting KV cache tokens by attention", "Evicting tokens from the KV cache"]
     copies = [Paper(id=i, external_id=f"d{i}", title_key=f"d{i}", title=title, abstract=text)
               for i, title in enumerate(titles, start=1)]
-    others = [Paper(id=10 + i, external_id=f"o{i}", title_key=f"o{i}", title=title, abstract=abstract) for i, (title, abstract)
+    others = [Paper(id=10 + i, external_id=f"o{i}", title_key=f"o{i}", title=title, abstract=abstract)
+              for i, (title, abstract)
               in enumerate([("Quantized KV cache", "Low-bit quantization of the KV cache for long-context serving."),
                             ("Paged KV cache", "Paging the KV cache of language models to serve long contexts."),
                             ("Mixture of experts", "Routing tokens to experts.")])]

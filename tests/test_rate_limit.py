@@ -11,8 +11,8 @@ import redis
 
 from newsletter.delivery.rate import RATE_KEY, LocalRateLimit, RedisRateLimit
 from newsletter.delivery.send import send_edition
-from tests.scripted_smtp import ScriptedSmtp
 from tests.helpers import configured, planned
+from tests.scripted_smtp import ScriptedSmtp
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 

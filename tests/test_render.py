@@ -14,7 +14,6 @@ from newsletter.links import Links
 from newsletter.render import one_line, render_context, render_edition
 from newsletter.render.compile import TEMPLATES_DIR, compile_mjml, html_env, template_sources, text_template
 from newsletter.render.context import authors_line, snippet, wrap
-from newsletter.clock import today
 from tests.support.samples import random_edition, worst_case_edition
 
 GMAIL_CLIP_BYTES = 102 * 1024

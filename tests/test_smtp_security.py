@@ -14,7 +14,8 @@ from newsletter.delivery.smtp import SenderRejected, SmtpSender, TemporaryFailur
 from newsletter.sink import _free_port
 from tests.scripted_smtp import ScriptedHandler
 
-MESSAGE = b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nMessage-ID: <t@example.org>\r\n\r\nhello\r\n"
+MESSAGE = (b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nMessage-ID: <t@example.org>\r\n"
+           b"\r\nhello\r\n")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from newsletter.clock import utcnow
-from newsletter.models import Delivery, Event, Paper, Pick, Subscriber
+from newsletter.clock import today, utcnow
 from newsletter.jobs import run_daily
+from newsletter.models import Delivery, Event, Paper, Pick, Subscriber
 from newsletter.sink import SaveToFolder, SmtpSink
-from newsletter.clock import today
 from tests.helpers import add_active, ingest_sample
-
 
 
 class RefusesSome(SaveToFolder):
@@ -47,8 +45,8 @@ def test_stats_match_the_database(session, settings, tmp_path, cli):
 
     figures = stats()
     subscribers = session.exec(select(Subscriber)).all()
-    assert figures["subscribers"] == {**{s: 0 for s in ("pending", "active", "unsubscribed", "bounced",
-                                                        "complained")},
+    statuses = ("pending", "active", "unsubscribed", "bounced", "complained")
+    assert figures["subscribers"] == {**dict.fromkeys(statuses, 0),
                                       **Counter(s.status for s in subscribers), "total": len(subscribers),
                                       "paused": sum(s.paused for s in subscribers)}
     assert figures["subscribers"]["bounced"] == 1  # the 550 refusal

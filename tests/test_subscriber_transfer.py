@@ -4,14 +4,11 @@ import json
 import shutil
 
 from sqlmodel import Session, select
-from typer.testing import CliRunner
 
 from newsletter import db
-from newsletter.cli import app
 from newsletter.models import Subscriber
 from subscribers.consent import unsubscribe
 from tests.helpers import add_active
-
 
 MIXED_CSV = (
     "email,name,interests,keywords,timezone,send_hour\n"           # line 1

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from newsletter.jobs import run_daily
 from newsletter.clock import today
+from newsletter.jobs import run_daily
 from subscribers.profiles import find_subscriber
 from tests.helpers import add_active, html_part, ingest_sample, links, received
 
@@ -128,7 +128,8 @@ def test_pages_fit_a_375px_phone(settings, browser, shots, session, sink, live_s
         shoot(page, shots, f"mobile-{name}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= MOBILE["width"], f"{name} is {width}px wide"
-    assert [p.split("status of ")[-1] for p in problems] == ["400 (Bad Request)", "404 (Not Found)"]  # bad-link, not-found
+    # the bad-link and not-found pages:
+    assert [p.split("status of ")[-1] for p in problems] == ["400 (Bad Request)", "404 (Not Found)"]
     assert ada.id
     context.close()
 

@@ -5,9 +5,9 @@ import time
 from markupsafe import escape
 from sqlmodel import select
 
-from newsletter.models import Delivery, Edition, Event, Feedback, Paper, Pick
-from newsletter.jobs import run_daily
 from newsletter.clock import today
+from newsletter.jobs import run_daily
+from newsletter.models import Delivery, Edition, Event, Feedback, Paper, Pick
 from subscribers.tokens import make_token, read_token
 from tests.helpers import add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
 
@@ -93,7 +93,8 @@ def test_bad_preferences_are_refused_with_what_was_typed_kept(session, smtp_sett
 
 def test_preference_links_are_bound_to_their_purpose_and_subscriber(settings, session, web, monkeypatch):
     ada = add_active(session, "ada@example.org")
-    for token in ("x", make_token("unsubscribe", ada.id, ada.email, settings), make_token("feedback", ada.id, ada.email, settings),
+    for token in ("x", make_token("unsubscribe", ada.id, ada.email, settings),
+                  make_token("feedback", ada.id, ada.email, settings),
                   make_token("preferences", ada.id, "grace@example.org", settings),
                   make_token("preferences", ada.id, ada.email, settings)[:-3] + "abc"):
         response = web.get(f"/preferences/{token}")
@@ -146,7 +147,7 @@ def test_preferences_list_the_judged_papers_and_forget_one(session, smtp_setting
     url = url_path(links(message, "/preferences/")[0])
     page = web.get(url)
     more_part, less_part = page.text.split("More like these")[1].split("Less like these")
-    assert [kind for kind in judged.values()].count("more") == 2
+    assert list(judged.values()).count("more") == 2
     for paper_id, kind in judged.items():
         assert escape(titles[paper_id]) in (more_part if kind == "more" else less_part)
 
@@ -169,7 +170,8 @@ def test_feedback_links_are_checked(settings, session, web):
                   make_token("feedback", ada.id, ada.email, settings, {"p": 1, "k": "sideways"}),
                   make_token("feedback", ada.id, ada.email, settings, {"p": "1", "k": "more"})):
         assert web.get(f"/feedback/{token}").status_code == 400
-    assert web.get(f"/feedback/{make_token('feedback', ada.id, ada.email, settings, {'p': 999, 'k': 'more'})}").status_code == 404
+    gone = make_token("feedback", ada.id, ada.email, settings, {"p": 999, "k": "more"})
+    assert web.get(f"/feedback/{gone}").status_code == 404
 
 
 def test_one_click_unsubscribe_then_subscribe_again(session, smtp_settings, sink, web):

@@ -11,6 +11,7 @@ from subscribers.profiles import find_subscriber
 from subscribers.tokens import make_token
 from tests.helpers import add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
 
+
 def sign_up(web, email, **fields):
     data = {"csrf_token": csrf_token(web, "/"), "email": email, "interests": "", "keywords": "",
             "frequency": "daily", "send_hour": "7", "timezone": "UTC", **fields}

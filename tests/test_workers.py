@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import random
-from time import monotonic
 from collections import Counter
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import func, select
 
+from newsletter.clock import today
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, DeliveryStatus, Subscriber
-from newsletter.clock import today
 from tasks.celery_app import create_celery
 from tests.helpers import WorkerProcess, ingest_sample, wait_until
 
@@ -54,7 +54,7 @@ def message_ids(sink) -> Counter:
 
 def test_daily_flow_each_subscriber_gets_one_email_at_their_local_hour(session, settings, sink, client, tmp_path):
     """A frozen day of hourly ticks (some enqueued twice) over seven time zones, with a real worker and sink."""
-    start = datetime.combine(today() + timedelta(days=2), time(), tzinfo=timezone.utc)  # papers are still candidates
+    start = datetime.combine(today() + timedelta(days=2), time(), tzinfo=UTC)  # papers are still candidates
     settings.weekly_weekday = start.weekday()  # some zones are still on the day before
     ingest_sample(session)
     rng = random.Random(6)

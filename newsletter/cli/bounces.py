@@ -15,7 +15,9 @@ app = typer.Typer(help="Returned mail: bounces, complaints and mailto: unsubscri
 
 @app.command("process")
 @expected_errors
-def bounces_process(path: Path = typer.Argument(..., help="A Maildir folder or an mbox file of returned mail.")) -> None:
+def bounces_process(
+    path: Path = typer.Argument(..., help="A Maildir folder or an mbox file of returned mail."),
+) -> None:
     """Read DSN bounces, ARF complaints and mailto: unsubscribes from PATH; suppress addresses accordingly.
 
     Safe to run again on the same mailbox: messages already handled are recognised and skipped.

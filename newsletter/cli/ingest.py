@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -19,9 +18,9 @@ from newsletter.ingest import is_shortcut
 def ingest(
     sources: list[str] = typer.Argument(None, help="Paths, http(s) URLs, or shortcuts: hf:daily, "
                                                    "arxiv:cs.LG,cs.CL (that day's submissions), sample."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="hf-json, arxiv-atom or listing (default: detect)."),
+    format: str | None = typer.Option(None, "--format", "-f", help="hf-json, arxiv-atom or listing (default: detect)."),
     sample: bool = typer.Option(False, "--sample", help="Ingest the bundled sample corpus."),
-    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today); shortcuts "
+    day: str | None = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today); shortcuts "
                                       "read the lists of the day before."),
 ) -> None:
     """Ingest papers from each SOURCE (Hugging Face daily-papers JSON, arXiv Atom, or listing text), each in its

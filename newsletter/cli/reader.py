@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -17,7 +16,7 @@ from newsletter.errors import InvalidInput
 def recommend(
     email: str,
     limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many papers to list."),
-    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    day: str | None = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: [{id, paper_id, title, score, reasons, url}]."),
 ) -> None:
     """Rank the candidate papers for the subscriber EMAIL, best first, with the reasons."""
@@ -44,9 +43,9 @@ def recommend(
 @expected_errors
 def preview(
     email: str,
-    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    day: str | None = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
     text: bool = typer.Option(False, "--text", help="Write the plain-text part instead of the HTML."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE (.eml writes the whole message)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to FILE (.eml writes the whole message)."),
 ) -> None:
     """Write the exact email the subscriber EMAIL gets for --date: its HTML part, its plain-text part (--text),
     or with --out FILE.eml the whole message as it would be sent."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import asdict
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -98,9 +97,8 @@ def deliver(session: Session, edition: Edition, settings: Settings, *, limit: in
     if only_ids is not None or via_celery:
         delivery_ids = ledger.pending_ids(session, edition.id, limit=limit, subscriber_ids=only_ids)
     if via_celery:
-        from tasks.enqueue import enqueue_send
-
         from newsletter.dispatch import mark_queued
+        from tasks.enqueue import enqueue_send
 
         assert delivery_ids is not None
         task_ids = enqueue_send(settings, edition.id, delivery_ids)
@@ -160,10 +158,10 @@ def _only_ids(session: Session, emails: list[str]) -> list[int] | None:
 
 @expected_errors
 def send(
-    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    day: str | None = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and print who would get what; send and store nothing."),
-    only: Optional[list[str]] = typer.Option(None, "--only", help="Only this subscriber (repeatable)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Send at most N messages this run."),
+    only: list[str] | None = typer.Option(None, "--only", help="Only this subscriber (repeatable)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N messages this run."),
     via_celery: bool = typer.Option(False, "--via-celery", help="Plan here, then enqueue send_batch tasks for the "
                                                                 "Celery workers instead of sending in-process."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan and the outcome as JSON."),
@@ -222,7 +220,7 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
 def test_send(
     to: str = typer.Argument(..., help="The test address that receives the email."),
     as_email: str = typer.Option(..., "--as", help="The subscriber (address or id) whose email to send."),
-    day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
+    day: str | None = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today)."),
 ) -> None:
     """Send the exact email the subscriber --as gets for --date to the address TO, marked as a test.
 

@@ -4,7 +4,6 @@ default, no servers needed)."""
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -21,7 +20,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
 
 
 @expected_errors
-def demo(day: Optional[str] = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today).")) -> None:
+def demo(day: str | None = typer.Option(None, "--date", help="Edition date, YYYY-MM-DD (default today).")) -> None:
     """Run the whole daily pipeline on the embedded default: sample papers, sample subscribers, local SMTP sink."""
     from newsletter.demo import run_demo, summary_rows
 

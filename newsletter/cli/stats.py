@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.table import Table
 
@@ -13,7 +11,7 @@ from newsletter.stats import gather_stats
 
 
 @expected_errors
-def stats(day: Optional[str] = typer.Option(None, "--date", help="Only this day (its edition, events and "
+def stats(day: str | None = typer.Option(None, "--date", help="Only this day (its edition, events and "
                                                                  "ingests), YYYY-MM-DD; default all time."),
           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Subscribers by status, deliveries by status, bounces, complaints, unsubscribes, papers, most-sent papers."""

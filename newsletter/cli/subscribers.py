@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -45,10 +44,10 @@ def subscribers_add(
 @expected_errors
 def subscribers_update(
     email: str,
-    interests: Optional[str] = typer.Option(None, help="Replace the free-text interests."),
-    keywords: Optional[str] = typer.Option(None, help='Replace the keywords, comma-separated ("" clears them).'),
-    authors: Optional[str] = typer.Option(None, "--authors", help="Replace the followed authors, comma-separated."),
-    exclude: Optional[str] = typer.Option(None, "--exclude", help="Replace the excluded keywords, comma-separated."),
+    interests: str | None = typer.Option(None, help="Replace the free-text interests."),
+    keywords: str | None = typer.Option(None, help='Replace the keywords, comma-separated ("" clears them).'),
+    authors: str | None = typer.Option(None, "--authors", help="Replace the followed authors, comma-separated."),
+    exclude: str | None = typer.Option(None, "--exclude", help="Replace the excluded keywords, comma-separated."),
 ) -> None:
     """Change a subscriber's interest profile; options not given stay as they are."""
     from subscribers.profiles import get_subscriber, update_profile
@@ -59,14 +58,15 @@ def subscribers_update(
         raise NewsletterError("nothing to change: give --interests, --keywords, --authors or --exclude")
     with db.session_scope(settings().sqlalchemy_url) as session:
         subscriber = update_profile(session, get_subscriber(session, email), **changes)
-        console.print(f"updated {subscriber.email}: interests {subscriber.interests!r}; keywords "
-                      f"{', '.join(subscriber.keywords) or '-'}; authors {', '.join(subscriber.followed_authors) or '-'};"
-                      f" excluded {', '.join(subscriber.excluded_keywords) or '-'}", highlight=False)
+        console.print(f"updated {subscriber.email}: interests {subscriber.interests!r}; "
+                      f"keywords {', '.join(subscriber.keywords) or '-'}; "
+                      f"authors {', '.join(subscriber.followed_authors) or '-'}; "
+                      f"excluded {', '.join(subscriber.excluded_keywords) or '-'}", highlight=False)
 
 
 @app.command("list")
 @expected_errors
-def subscribers_list(status: Optional[str] = typer.Option(None, help="Only this status."),
+def subscribers_list(status: str | None = typer.Option(None, help="Only this status."),
                      as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List subscribers."""
     from subscribers.profiles import list_subscribers
@@ -101,7 +101,7 @@ def subscribers_import(
     confirmed: bool = typer.Option(False, "--confirmed", help="I assert these people consented: import them as "
                                    "active (consent recorded as operator-asserted) instead of pending."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; store nothing."),
-    format: Optional[str] = typer.Option(None, "--format", help="csv or json (default: from the file)."),
+    format: str | None = typer.Option(None, "--format", help="csv or json (default: from the file)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     update: bool = typer.Option(False, "--update", help="Also set the profile fields the file gives (name, "
                                 "interests, keywords, authors, exclusions, time zone, send hour, frequency) for "
@@ -140,7 +140,9 @@ def _print_import(report) -> None:
         console.print(table)
     by_status = ", ".join(f"{n} {status}" for status, n in sorted(report.imported.items())) or "0"
     verb = "would import" if report.dry_run else "imported"
-    updated = f" ({len(report.updated)} profiles {'to update' if report.dry_run else 'updated'})" if report.updated else ""
+    updated = ""
+    if report.updated:
+        updated = f" ({len(report.updated)} profiles {'to update' if report.dry_run else 'updated'})"
     console.print(f"{report.rows} rows: {verb} {by_status}; {len(report.already_present)} already present{updated}; "
                   f"{len(report.rejected)} rejected" + (" (dry run: nothing stored)" if report.dry_run else ""),
                   highlight=False)
@@ -150,8 +152,8 @@ def _print_import(report) -> None:
 @expected_errors
 def subscribers_export(
     format: str = typer.Option("csv", "--format", help="csv (with a header) or json (JSON lines)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE instead of standard output."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only subscribers with this status."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to FILE instead of standard output."),
+    status: str | None = typer.Option(None, "--status", help="Only subscribers with this status."),
 ) -> None:
     """Export every subscriber with every field `subscribers import` needs to recreate them."""
     from subscribers.transfer import FORMATS, export_rows, write_rows

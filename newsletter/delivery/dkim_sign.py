@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from newsletter.config import Settings
-from newsletter.errors import DeliveryError
 from newsletter.delivery.mime import address_domain
+from newsletter.errors import DeliveryError
 
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
                   b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"precedence")

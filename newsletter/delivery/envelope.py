@@ -12,8 +12,8 @@ import base64
 import hashlib
 import hmac
 import re
-from functools import lru_cache
 from email.utils import parseaddr
+from functools import lru_cache
 
 from newsletter.config import Settings
 from newsletter.delivery.mime import address_domain

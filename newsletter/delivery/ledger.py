@@ -5,15 +5,16 @@ Row life: `pending` → (claim) → `sending` → `sent` | `failed` | `skipped`,
 
 Claim: one conditional UPDATE (`WHERE id = ? AND status = 'pending' AND due AND the edition is neither paused
 nor cancelled`), committed at once; it returns the subscriber's current state for the send-time suppression
-check. The database serialises writers to the row (SQLite: the write lock; PostgreSQL: the row lock, after which READ COMMITTED
-re-checks the WHERE; the claim's `FOR UPDATE SKIP LOCKED` sub-select makes a sender skip a row another one is
-claiming instead of waiting for its lock), so of two senders racing for a row exactly one sees rowcount 1. A batched claim (several
-ids in one statement, or SELECT ... FOR UPDATE SKIP LOCKED) keeps the same meaning as long as each row it returns
-went pending → sending in that statement.
+check. The database serialises writers to the row (SQLite: the write lock; PostgreSQL: the row lock, after which
+READ COMMITTED re-checks the WHERE; the claim's `FOR UPDATE SKIP LOCKED` sub-select makes a sender skip a row
+another one is claiming instead of waiting for its lock), so of two senders racing for a row exactly one sees
+rowcount 1. A batched claim (several ids in one statement, or SELECT ... FOR UPDATE SKIP LOCKED) keeps the same
+meaning as long as each row it returns went pending → sending in that statement.
 
-Crash rule: a row left in `sending` for longer than the lease (NEWSLETTER_DELIVERY_LEASE_SECONDS) is put back to `pending` by `release_stale` and
-sent again. Only messages in flight at the crash (claimed, possibly accepted by the server, not yet marked sent)
-can be sent twice, and each copy carries the same Message-ID, so a duplicate is recognisable.
+Crash rule: a row left in `sending` for longer than the lease (NEWSLETTER_DELIVERY_LEASE_SECONDS) is put back to
+`pending` by `release_stale` and sent again. Only messages in flight at the crash (claimed, possibly accepted by the
+server, not yet marked sent) can be sent twice, and each copy carries the same Message-ID, so a duplicate is
+recognisable.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy import Connection, bindparam, func, or_, update
 from sqlmodel import Session, select
 
 from newsletter.clock import utcnow
-
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber
 
 DEFAULT_LEASE = timedelta(minutes=15)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import binascii
 import secrets
 from base64 import b64encode
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 
@@ -35,7 +35,7 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: str, message_id: 
         "From": sender,
         "To": to,
         "Subject": one_line(rendered.subject, 200),
-        "Date": date_value(when or datetime.now(timezone.utc).replace(microsecond=0)),
+        "Date": date_value(when or datetime.now(UTC).replace(microsecond=0)),
         "Message-ID": message_id,
         **(extra_headers or {}),
     }

@@ -35,7 +35,8 @@ TEST_HEADER = "X-Newsletter-Test"
 log = logging.getLogger("newsletter.delivery")
 
 
-def preview_email(session: Session, subscriber: Subscriber, day: date, settings: Settings) -> tuple[RenderedEmail, bytes]:
+def preview_email(session: Session, subscriber: Subscriber, day: date,
+                  settings: Settings) -> tuple[RenderedEmail, bytes]:
     """What `subscriber` gets for `day`: the rendered parts and the whole message as it would go to the server."""
     delivery = session.exec(
         select(Delivery).join(Edition, Edition.id == Delivery.edition_id)
@@ -59,8 +60,9 @@ def send_test_email(session: Session, subscriber: Subscriber, day: date, to: str
     headers = {name: value for name, value in list_headers(subscriber, settings).items()
                if not name.startswith("List-Unsubscribe")}
     headers[TEST_HEADER] = f"yes; as={subscriber.email}; date={day.isoformat()}"
-    data = build_message(replace(rendered, subject=TEST_SUBJECT_PREFIX + rendered.subject), sender=settings.from_address,
-                         to=recipient, message_id=message_id, extra_headers=headers)
+    marked = replace(rendered, subject=TEST_SUBJECT_PREFIX + rendered.subject)
+    data = build_message(marked, sender=settings.from_address, to=recipient, message_id=message_id,
+                         extra_headers=headers)
     with SmtpSender(settings) as sender:
         sender.send(recipient, data)
     event(log, "test email sent", to=recipient, as_subscriber=subscriber.email, message_id=message_id)

@@ -180,7 +180,8 @@ class SmtpSender:
         except smtplib.SMTPNotSupportedError as error:
             raise SenderRejected(f"SMTP server {s.smtp_host}:{s.smtp_port}: {error}") from None
         except (OSError, smtplib.SMTPException) as error:
-            raise TemporaryFailure(f"cannot reach SMTP server {s.smtp_host}:{s.smtp_port}: {_describe(error)}") from None
+            raise TemporaryFailure(f"cannot reach SMTP server {s.smtp_host}:{s.smtp_port}: "
+                                   f"{_describe(error)}") from None
         self._connection = connection
         self._pipelining = connection.has_extn("pipelining")
         self.connections_opened += 1

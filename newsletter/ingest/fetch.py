@@ -33,8 +33,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 ERROR_BODY_BYTES = 64_000  # how much of an HTTP error's body is read to explain it
 SUMMARY_CHARS = 160
 
-_HTML_START = re.compile(r"\A\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>/]|head[\s>]|body[\s>])",
-                         re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(r"\A\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+                         r"<(?:!doctype\s+html|html[\s>/]|head[\s>]|body[\s>])", re.IGNORECASE | re.DOTALL)
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HTML_HIDDEN = re.compile(r"<(script|style|head)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _HTML_TAG = re.compile(r"<[^>]*>")

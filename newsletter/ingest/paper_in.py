@@ -7,7 +7,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 # A new-style id (2403.01234, 0704.0001) or an old-style one (hep-th/9901001, math.GT/0309136), optionally
@@ -96,9 +96,9 @@ def utc_time(raw: str) -> datetime:
     not one, or if it cannot be expressed in UTC (year 1 with a positive offset)."""
     moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     if moment.utcoffset() is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:
         raise ValueError("out of range") from None
 

@@ -104,7 +104,7 @@ def arxiv_day(source: str, names: list[str], day: date, settings: Settings) -> l
     query = arxiv_query(names, day)
     papers: list[PaperIn] = []
     start, total = 0, None
-    for number in range(1, settings.arxiv_max_pages + 1):
+    for _number in range(1, settings.arxiv_max_pages + 1):
         url = with_query(settings.arxiv_api_url, {"search_query": query, "start": start,
                                                   "max_results": settings.arxiv_page_size,
                                                   "sortBy": "submittedDate", "sortOrder": "ascending"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -169,5 +169,5 @@ def meaningful(text: str | None) -> bool:
 def aware(moment: datetime | None) -> datetime | None:
     """Feeds may give a time without a zone: it is taken as UTC (the column stores aware times)."""
     if moment is not None and moment.utcoffset() is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     return moment

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import Session, or_, select
 
@@ -19,7 +19,7 @@ TRENDING_SHOWN = 5  # the trending list under each email (and on the home page)
 
 
 def edition_end(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 def candidate_papers(session: Session, day: date, window_days: int) -> list[Paper]:

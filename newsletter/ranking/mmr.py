@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 NEAR_DUPLICATE = 0.9  # similarity above which a candidate is a near-duplicate of a pick: it goes last
 
 

@@ -6,13 +6,13 @@ For each subscriber and candidate paper:
               + LEXICAL_WEIGHT  * tf-idf cosine(interests + boosted keywords, paper)
               + KEYWORD_WEIGHT  * share of the subscriber's keywords found as phrases in the paper
               + AUTHOR_BOOST    if the paper is by a followed author
-              + FEEDBACK_WEIGHT * (2 * p(more | paper) - 1) from the subscriber's own linear model (once they have feedback)
+              + FEEDBACK_WEIGHT * (2 * p(more | paper) - 1)   (the subscriber's own linear model, once they judged)
     score     = relevance + TRENDING_WEIGHT * trending   (log upvotes with recency decay, in [0, 1])
 
-Excluded keywords and papers already sent (or already judged by the reader) get no score at all. Subscribers are scored a chunk at a time as
-dense subscribers x papers matrices (semantic: one matrix product; lexical and phrase matches: sparse products),
-so memory stays flat however many subscribers there are. The top candidates of each row are then re-ordered
-by maximal marginal relevance so the picks are not near-duplicates of each other.
+Excluded keywords and papers already sent (or already judged by the reader) get no score at all. Subscribers are
+scored a chunk at a time as dense subscribers x papers matrices (semantic: one matrix product; lexical and phrase
+matches: sparse products), so memory stays flat however many subscribers there are. The top candidates of each row
+are then re-ordered by maximal marginal relevance so the picks are not near-duplicates of each other.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain
 
 import numpy as np
@@ -32,8 +32,7 @@ from threadpoolctl import threadpool_limits
 from newsletter.models import Paper
 from newsletter.ranking import embeddings
 from newsletter.ranking.feedback import FeedbackModel, background_prototypes
-from newsletter.ranking.lexical import (TermIndex, contains_phrase, interned_ids, interned_string, query_terms,
-                                        tokenize)
+from newsletter.ranking.lexical import TermIndex, contains_phrase, interned_ids, interned_string, query_terms, tokenize
 from newsletter.ranking.mmr import mmr_select
 
 SEMANTIC_WEIGHT = 1.0
@@ -122,7 +121,7 @@ class CandidatePool:
         self.papers = list(papers)
         self.texts = [f"{p.title} {p.abstract}".casefold() for p in self.papers]
         self.index = TermIndex.build([f"{p.title} {p.abstract}" for p in self.papers])
-        self.trending = trending_prior(self.papers, now or datetime.now(timezone.utc))
+        self.trending = trending_prior(self.papers, now or datetime.now(UTC))
         self.semantic = semantic  # rank with the papers' sentence embeddings (stored at ingest)
         self.vectors = self._paper_vectors() if self.semantic else None
         self.features = self.vectors if self.vectors is not None else self.index.document_vectors()
@@ -411,4 +410,4 @@ def add_sparse(dense: np.ndarray, matrix: sparse.spmatrix) -> None:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -8,8 +8,9 @@ references when filled), so the HTML part can travel as 7bit with no transfer en
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import premailer
@@ -25,8 +26,8 @@ _MJML_STYLE = re.compile(r"<style(?=[\s>])")
 # Where a line may be broken without changing the page: before table, row, cell and block tags and conditional
 # comments (white space there never shows; MJML sets font-size:0 around inline-block columns), and at the space
 # before an attribute inside a tag (any white space separates attributes).
-_BREAK_AT = re.compile(r'(?=<(?:/?table|/?tbody|/?tr|/?td|/?div[ >]|!--\[if|!\[endif|style|/style|meta|title|/head|body))'
-                       r'| (?=(?:style|href|class)=")')
+_BREAK_AT = re.compile(r'(?=<(?:/?table|/?tbody|/?tr|/?td|/?div[ >]|!--\[if|!\[endif|style|/style|meta|title'
+                       r'|/head|body))| (?=(?:style|href|class)=")')
 STATIC_LINE = 400  # longest line of the compiled shell, counting each {{ value }} as VALUE_WIDTH characters
 VALUE_WIDTH = 150  # long text values are themselves broken into lines (the `lines` filter); URLs are shorter
 
@@ -127,7 +128,7 @@ def with_paper_fragments(env: Environment, source: str, result: type = str) -> T
     def extract(match: re.Match) -> str:
         name, body = match.groups()
         env.filters[name] = _cached_fragment(env.from_string(body), result)
-        return "{{ paper | %s }}" % name
+        return f"{{{{ paper | {name} }}}}"
 
     return env.from_string(_FRAGMENT.sub(extract, source))
 

@@ -35,8 +35,8 @@ RECENT_EDITIONS = 30
 # The preview page frames the email HTML from this same origin; everything else stays unframeable.
 PREVIEW_PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-src 'self'; "
                     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-FRAMED_EMAIL_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-                                                   "frame-ancestors 'self'; base-uri 'none'",
+FRAMED_EMAIL_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                                   "img-src https: data:; frame-ancestors 'self'; base-uri 'none'",
                         "X-Frame-Options": "SAMEORIGIN"}
 
 
@@ -85,7 +85,8 @@ def session_value(settings: Settings) -> str:
 
 def signed_in(request: Request, location: str) -> RedirectResponse:
     response = RedirectResponse(location, status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_value(settings_of(request)), max_age=SESSION_SECONDS, path="/", httponly=True,
+    response.set_cookie(SESSION_COOKIE, session_value(settings_of(request)), max_age=SESSION_SECONDS, path="/",
+                        httponly=True,
                         samesite="lax", secure=request.url.scheme == "https")
     return response
 

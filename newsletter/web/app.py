@@ -12,10 +12,10 @@ from starlette.exceptions import HTTPException
 
 from newsletter.config import Settings
 from newsletter.errors import BadToken, ExpiredToken, InvalidInput, NotFound, RateLimited
-from templates import TEMPLATES_DIR
 from newsletter.web import admin, archive, feedback, preferences, public, unsubscribe
 from newsletter.web.csrf import CsrfError
 from newsletter.web.pages import message_page, page
+from templates import TEMPLATES_DIR
 
 log = logging.getLogger("newsletter.web")
 

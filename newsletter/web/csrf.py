@@ -13,8 +13,8 @@ import secrets
 
 from fastapi import Request
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.datastructures import FormData
 
 from newsletter.errors import NewsletterError
 from newsletter.web.state import settings_of

@@ -21,8 +21,14 @@ from newsletter.web.archive import showcase
 from newsletter.web.csrf import verified_form
 from newsletter.web.pages import message_page, page
 from newsletter.web.state import AppSettings, database, settings_of
-from subscribers.consent import CONFIRM, MANAGE, confirm, request_subscription, subscriber_for_any_age_token, \
-    subscriber_for_token
+from subscribers.consent import (
+    CONFIRM,
+    MANAGE,
+    confirm,
+    request_subscription,
+    subscriber_for_any_age_token,
+    subscriber_for_token,
+)
 from subscribers.profiles import normalize_email
 
 router = APIRouter()

@@ -1,7 +1,7 @@
-"""Edition data built from the bundled sample corpus without a database, for the size test, the browser tests
-and the render benchmarks (test support: never imported by the product). `worst_case_edition` fills every field as far as real editions go: the longest titles
-and abstracts of the corpus, long author lists with non-ASCII names, every link, signed feedback links, and
-three reasons per paper.
+"""Edition data built from the bundled sample corpus without a database, for the size test, the browser tests and the
+render benchmarks (test support: never imported by the product). `worst_case_edition` fills every field as far as
+real editions go: the longest titles and abstracts of the corpus, long author lists with non-ASCII names, every
+link, signed feedback links, and three reasons per paper.
 """
 
 from __future__ import annotations

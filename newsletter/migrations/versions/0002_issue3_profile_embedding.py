@@ -4,10 +4,9 @@ Revision ID: issue3_profile_embedding
 Revises: 0001
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'issue3_profile_embedding'
 down_revision = '0001'

@@ -4,10 +4,9 @@ Revision ID: issue6_delivery_queued_at
 Revises: issue3_profile_embedding
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'issue6_delivery_queued_at'
 down_revision = 'issue3_profile_embedding'

@@ -5,10 +5,9 @@ Revision ID: issue15_paper_feed_fields
 Revises: issue6_delivery_queued_at
 Create Date: 2026-12-03
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = 'issue15_paper_feed_fields'
 down_revision = 'issue6_delivery_queued_at'
