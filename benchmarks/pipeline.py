@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlmodel import Session, func, select  # noqa: E402
+from sqlmodel import Session, col, func, select  # noqa: E402
 
 from newsletter import db  # noqa: E402
 from newsletter.config import Settings, get_settings  # noqa: E402
@@ -97,7 +97,7 @@ def add_subscribers(url: str, count: int) -> None:
 
 def delivery_counts(url: str) -> dict[str, int]:
     with Session(db.get_engine(url)) as session:
-        return dict(session.exec(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        return dict(session.exec(select(Delivery.status, func.count()).group_by(col(Delivery.status))).all())
 
 
 def environment(url: str, redis_url: str, smtp_port: int, folder: Path) -> dict[str, str]:

@@ -46,7 +46,7 @@ def picks_of_deliveries(session: Session, delivery_ids: Sequence[int],
     cache shared by a send run: each paper is loaded once per run rather than once per email."""
     rows = session.exec(select(Pick.delivery_id, Pick.paper_id, Pick.score, Pick.reasons)
                         .where(col(Pick.delivery_id).in_(delivery_ids))
-                        .order_by(Pick.delivery_id, Pick.position)).all()
+                        .order_by(col(Pick.delivery_id), col(Pick.position))).all()
     papers = {} if papers is None else papers
     missing = list({paper_id for _, paper_id, _, _ in rows if paper_id not in papers})
     if missing:

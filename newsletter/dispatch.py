@@ -20,7 +20,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.batching import IN_CLAUSE, chunked
 from newsletter.config import Settings
@@ -32,7 +32,7 @@ log = logging.getLogger("newsletter.dispatch")
 
 def due_subscribers(session: Session, now: datetime, settings: Settings) -> dict[date, list[int]]:
     """Ids of the subscribers due at `now` (aware), grouped by the edition date (their local date)."""
-    receiving = (Subscriber.status == SubscriberStatus.active, Subscriber.paused == False)  # noqa: E712
+    receiving = (Subscriber.status == SubscriberStatus.active, col(Subscriber.paused) == False)  # noqa: E712
     zones = session.exec(select(Subscriber.timezone).where(*receiving).distinct()).all()
     due: dict[date, list[int]] = defaultdict(list)
     for zone in sorted(zones):
@@ -40,13 +40,13 @@ def due_subscribers(session: Session, now: datetime, settings: Settings) -> dict
         if local is None:
             continue
         frequencies = ["daily"] + (["weekly"] if local.weekday() == settings.weekly_weekday else [])
-        already = (select(Delivery.subscriber_id).join(Edition, Edition.id == Delivery.edition_id)
+        already = (select(Delivery.subscriber_id).join(Edition, col(Edition.id) == Delivery.edition_id)
                    .where(Edition.date == local.date()))
         ids = session.exec(
             select(Subscriber.id)
-            .where(*receiving, Subscriber.timezone == zone, Subscriber.send_hour <= local.hour,
-                   Subscriber.frequency.in_(frequencies), Subscriber.id.not_in(already))
-            .order_by(Subscriber.id)
+            .where(*receiving, col(Subscriber.timezone) == zone, col(Subscriber.send_hour) <= local.hour,
+                   col(Subscriber.frequency).in_(frequencies), col(Subscriber.id).not_in(already))
+            .order_by(col(Subscriber.id))
         ).all()
         due[local.date()].extend(ids)
     return {day: sorted(ids) for day, ids in due.items() if ids}
@@ -65,9 +65,9 @@ def take_unqueued(session: Session, edition_id: int, subscriber_ids: Sequence[in
     """Stamp and return the pending, never-queued deliveries of these subscribers in the edition."""
     ids = session.exec(
         select(Delivery.id)
-        .where(Delivery.edition_id == edition_id, Delivery.subscriber_id.in_(subscriber_ids),
-               Delivery.status == DeliveryStatus.pending, Delivery.queued_at.is_(None))
-        .order_by(Delivery.id)
+        .where(Delivery.edition_id == edition_id, col(Delivery.subscriber_id).in_(subscriber_ids),
+               col(Delivery.status) == DeliveryStatus.pending, col(Delivery.queued_at).is_(None))
+        .order_by(col(Delivery.id))
     ).all()
     mark_queued(session, ids, now)
     return list(ids)
@@ -80,12 +80,12 @@ def take_lost(session: Session, now: datetime, settings: Settings) -> dict[int, 
     """
     rows = session.exec(
         select(Delivery.edition_id, Delivery.id)
-        .join(Edition, Edition.id == Delivery.edition_id)
+        .join(Edition, col(Edition.id) == Delivery.edition_id)
         .where(Delivery.status == DeliveryStatus.pending,
-               Edition.status.not_in([EditionStatus.paused.value, EditionStatus.cancelled.value]),
-               or_(Delivery.queued_at.is_(None), Delivery.queued_at < now - settings.delivery_lease),
-               or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
-        .order_by(Delivery.id)
+               col(Edition.status).not_in([EditionStatus.paused.value, EditionStatus.cancelled.value]),
+               or_(Delivery.queued_at.is_(None), col(Delivery.queued_at) < now - settings.delivery_lease),
+               or_(Delivery.next_attempt_at.is_(None), col(Delivery.next_attempt_at) <= now))
+        .order_by(col(Delivery.id))
     ).all()
     lost: dict[int, list[int]] = defaultdict(list)
     for edition_id, delivery_id in rows:

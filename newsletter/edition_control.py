@@ -84,7 +84,7 @@ def cancel_edition(session: Session, edition: Edition) -> int:
     _set_status(session, edition, EditionStatus.cancelled)
     result = session.exec(
         update(Delivery)
-        .where(Delivery.edition_id == edition.id, Delivery.status == DeliveryStatus.pending)
+        .where(Delivery.edition_id == edition.id, col(Delivery.status) == DeliveryStatus.pending)
         .values(status=DeliveryStatus.skipped.value, error="edition cancelled")
     )
     session.flush()
@@ -99,7 +99,7 @@ def _require(edition: Edition, allowed: tuple[EditionStatus, ...], action: str) 
 def _set_status(session: Session, edition: Edition, status: EditionStatus) -> bool:
     """Change the status only if nobody changed it meanwhile (compare-and-set on the row)."""
     result = session.exec(
-        update(Edition).where(Edition.id == edition.id, Edition.status == edition.status)
+        update(Edition).where(Edition.id == edition.id, col(Edition.status) == edition.status)
         .values(status=status.value)
     )
     if result.rowcount != 1:

@@ -12,7 +12,7 @@ from datetime import date
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.batching import chunked
 from newsletter.config import Settings
@@ -64,8 +64,8 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
     assert edition.id is not None
     report = PlanReport(edition_id=edition.id)
     planned_for = set(session.exec(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
-    query = (select(Subscriber).where(Subscriber.status == SubscriberStatus.active, Subscriber.paused == False)  # noqa: E712
-             .order_by(Subscriber.id))
+    query = (select(Subscriber).where(Subscriber.status == SubscriberStatus.active, col(Subscriber.paused) == False)  # noqa: E712
+             .order_by(col(Subscriber.id)))
     if only is not None:
         query = query.where(Subscriber.id.in_(only))
     subscribers = list(session.exec(query))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.edition_control import delivery_counts
 from newsletter.models import Delivery, DeliveryStatus, Edition, Event, Paper, Pick, Subscriber, SubscriberStatus
@@ -41,7 +41,7 @@ def _day_span(day: date) -> tuple[datetime, datetime]:
 
 def _subscriber_counts(session: Session) -> dict[str, int]:
     counts = {status.value: 0 for status in SubscriberStatus}
-    counts.update(dict(session.exec(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()))
+    counts.update(dict(session.exec(select(Subscriber.status, func.count()).group_by(col(Subscriber.status))).all()))
     counts["total"] = sum(counts.values())
     counts["paused"] = session.exec(select(func.count()).select_from(Subscriber)
                                     .where(Subscriber.paused == True)).one()  # noqa: E712 (SQL, not Python)
@@ -51,14 +51,14 @@ def _subscriber_counts(session: Session) -> dict[str, int]:
 def _event_count(session: Session, kind: str, span: tuple[datetime, datetime] | None) -> int:
     query = select(func.count()).select_from(Event).where(Event.kind == kind)
     if span:
-        query = query.where(Event.created_at >= span[0], Event.created_at < span[1])
+        query = query.where(Event.created_at >= span[0], col(Event.created_at) < span[1])
     return session.exec(query).one()
 
 
 def _papers_ingested(session: Session, span: tuple[datetime, datetime] | None) -> int:
     query = select(func.count()).select_from(Paper)
     if span:
-        query = query.where(Paper.ingested_at >= span[0], Paper.ingested_at < span[1])
+        query = query.where(Paper.ingested_at >= span[0], col(Paper.ingested_at) < span[1])
     return session.exec(query).one()
 
 
@@ -66,10 +66,10 @@ def _most_sent(session: Session, edition_id: int | None) -> list[dict]:
     """Papers by how many sent emails carried them (ties: lower paper id first)."""
     sent_count = func.count(Pick.id).label("sent")
     query = (select(Paper.id, Paper.external_id, Paper.title, sent_count)
-             .join(Pick, Pick.paper_id == Paper.id).join(Delivery, Delivery.id == Pick.delivery_id)
+             .join(Pick, col(Pick.paper_id) == Paper.id).join(Delivery, col(Delivery.id) == Pick.delivery_id)
              .where(Delivery.status == DeliveryStatus.sent)
-             .group_by(Paper.id, Paper.external_id, Paper.title)
-             .order_by(sent_count.desc(), Paper.id).limit(MOST_SENT_SHOWN))
+             .group_by(col(Paper.id), col(Paper.external_id), col(Paper.title))
+             .order_by(sent_count.desc(), col(Paper.id)).limit(MOST_SENT_SHOWN))
     if edition_id is not None:
         query = query.where(Delivery.edition_id == edition_id)
     return [{"paper_id": pid, "external_id": ext, "title": title, "sent": sent}

@@ -7,7 +7,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, NotFound
@@ -135,7 +135,7 @@ def get_subscriber(session: Session, email_or_id: str | int) -> Subscriber:
 
 
 def list_subscribers(session: Session, status: str | None = None) -> list[Subscriber]:
-    query = select(Subscriber).order_by(Subscriber.id)
+    query = select(Subscriber).order_by(col(Subscriber.id))
     if status:
         query = query.where(Subscriber.status == status)
     return list(session.exec(query))

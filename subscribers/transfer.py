@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.batching import IN_CLAUSE, chunked
 from newsletter.clock import utcnow
@@ -303,7 +303,7 @@ def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
 
 def export_rows(session: Session, status: str | None = None) -> list[dict]:
     """Every subscriber as a dict of FIELDS (JSON-ready), in id order."""
-    query = select(Subscriber).order_by(Subscriber.id)
+    query = select(Subscriber).order_by(col(Subscriber.id))
     if status:
         query = query.where(Subscriber.status == status)
     return [export_row(subscriber) for subscriber in session.exec(query)]

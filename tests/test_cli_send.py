@@ -15,7 +15,7 @@ from email.policy import default
 
 import pytest
 import redis
-from sqlmodel import select
+from sqlmodel import col, select
 
 from newsletter import db
 from newsletter.clock import today
@@ -41,7 +41,7 @@ def readers(session):
 
 def deliveries(session) -> list[Delivery]:
     session.expire_all()
-    return list(session.exec(select(Delivery).order_by(Delivery.id)))
+    return list(session.exec(select(Delivery).order_by(col(Delivery.id))))
 
 
 def received(sink) -> list:

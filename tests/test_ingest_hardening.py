@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import text
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from newsletter import db
 from newsletter.config import Settings
@@ -46,7 +46,7 @@ ARXIV_ELECTRON = RECORDED / "arxiv_query_electron.atom"  # 1 entry, old-style id
 
 def papers(session) -> list[Paper]:
     session.expire_all()
-    return list(session.exec(select(Paper).order_by(Paper.id)))
+    return list(session.exec(select(Paper).order_by(col(Paper.id))))
 
 
 def count(session) -> int:

@@ -5,7 +5,7 @@ from email.policy import default
 
 import lxml.html
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from newsletter.clock import today
 from newsletter.delivery.send import send_edition
@@ -74,7 +74,7 @@ def test_never_sends_a_paper_twice(session, sink, smtp_settings):
     run_daily(session, today(), smtp_settings)
     from datetime import timedelta
     run_daily(session, today() + timedelta(days=1), smtp_settings)
-    papers = session.exec(select(Pick.paper_id).join(Delivery, Delivery.id == Pick.delivery_id)
+    papers = session.exec(select(Pick.paper_id).join(Delivery, col(Delivery.id) == Pick.delivery_id)
                           .where(Delivery.subscriber_id == subscriber.id)).all()
     assert len(papers) == 20 and len(set(papers)) == 20
 

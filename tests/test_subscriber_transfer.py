@@ -3,7 +3,7 @@
 import json
 import shutil
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter import db
 from newsletter.models import Subscriber
@@ -28,7 +28,7 @@ MIXED_CSV = (
 
 def emails(session) -> list[str]:
     session.expire_all()
-    return [s.email for s in session.exec(select(Subscriber).order_by(Subscriber.email))]
+    return [s.email for s in session.exec(select(Subscriber).order_by(col(Subscriber.email)))]
 
 
 def test_mixed_file_reports_each_bad_row_and_imports_the_good_ones(session, tmp_path, cli):

@@ -3,7 +3,7 @@
 import time
 
 from markupsafe import escape
-from sqlmodel import select
+from sqlmodel import col, select
 
 from newsletter.clock import today
 from newsletter.jobs import run_daily
@@ -34,7 +34,7 @@ def test_every_email_links_to_preferences_view_in_browser_and_archive(session, s
     view = web.get(url_path(links(message, "/view/")[0]))
     assert view.status_code == 200 and view.headers["X-Robots-Tag"] == "noindex"
     from html import unescape
-    titles = session.exec(select(Paper.title).join(Pick, Pick.paper_id == Paper.id)).all()
+    titles = session.exec(select(Paper.title).join(Pick, col(Pick.paper_id) == Paper.id)).all()
     shown = " ".join(unescape(view.text).split())  # the email's HTML is wrapped in short lines, ASCII-only
     assert len(titles) == 10 and all(" ".join(title.split()) in shown for title in titles)
 

@@ -9,7 +9,7 @@ from time import monotonic
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from newsletter.clock import today
 from newsletter.editions import plan_edition
@@ -106,7 +106,7 @@ def test_a_send_task_run_twice_sends_nothing_twice(session, settings, sink, clie
     session.commit()
     planned = plan_edition(session, today(), settings)
     session.commit()
-    ids = list(session.exec(select(Delivery.id).order_by(Delivery.id)))
+    ids = list(session.exec(select(Delivery.id).order_by(col(Delivery.id))))
     with WorkerProcess("twice", tmp_path, settings) as worker:
         first, second = (client.send_task("tasks.tasks.send_batch", args=[planned.edition_id, ids]) for _ in "12")
         reports = wait_all(client, [first.id, second.id], [worker])

@@ -17,7 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter import db, jobs
 from newsletter.cli.support import console, echo_json, err_console, expected_errors, parse_day, settings
@@ -192,8 +192,8 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
 
     plan = plan_edition(session, the_day, settings, only=only_ids)  # a closed edition refuses, as a real send would
     edition = session.get(Edition, plan.edition_id)
-    query = (select(Delivery, Subscriber).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-             .where(Delivery.edition_id == plan.edition_id).order_by(Delivery.id))
+    query = (select(Delivery, Subscriber).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
+             .where(Delivery.edition_id == plan.edition_id).order_by(col(Delivery.id)))
     if only_ids is not None:
         query = query.where(Delivery.subscriber_id.in_(only_ids))
     rows = []

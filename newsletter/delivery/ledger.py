@@ -23,7 +23,7 @@ from collections import namedtuple
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, func, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber
@@ -39,8 +39,8 @@ def _subscriber_field(column):
 
 
 _EDITION_OPEN = (select(Edition.id).where(Edition.id == _row.edition_id,  # two != rather than NOT IN: no
-                                          Edition.status != EditionStatus.paused.value,  # per-call expansion
-                                          Edition.status != EditionStatus.cancelled.value)
+                                          col(Edition.status) != EditionStatus.paused.value,  # per-call expansion
+                                          col(Edition.status) != EditionStatus.cancelled.value)
                  .correlate(Delivery.__table__).exists())
 _CLAIMABLE = (_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
               or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
@@ -110,7 +110,7 @@ class _HotStatement:
 
 
 def _due(now: datetime):
-    return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
+    return or_(Delivery.next_attempt_at.is_(None), col(Delivery.next_attempt_at) <= now)
 
 
 def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int | None = None,
@@ -119,9 +119,9 @@ def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int
     """Pending rows of an edition (of `subscriber_ids`, or among the ids `among`) in id order; by default only
     those whose retry time has come."""
     query = (select(Delivery.id)
-             .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending,
-                    Delivery.id > after_id)
-             .order_by(Delivery.id))
+             .where(Delivery.edition_id == edition_id, col(Delivery.status) == DeliveryStatus.pending,
+                    col(Delivery.id) > after_id)
+             .order_by(col(Delivery.id)))
     if subscriber_ids is not None:
         query = query.where(Delivery.subscriber_id.in_(subscriber_ids))
     if among is not None:
@@ -136,7 +136,7 @@ def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int
 def next_retry_at(session: Session, edition_id: int, ids: list[int] | None = None) -> datetime | None:
     """The earliest retry time among the edition's deferred rows (within `ids` when given)."""
     query = select(func.min(Delivery.next_attempt_at)).where(
-        Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.pending)
+        col(Delivery.edition_id) == edition_id, col(Delivery.status) == DeliveryStatus.pending)
     if ids is not None:
         query = query.where(Delivery.id.in_(ids))
     return session.exec(query).one()
@@ -169,7 +169,7 @@ def finish(session: Session, delivery_id: int, status: DeliveryStatus, *, messag
     if status == DeliveryStatus.sent:
         return mark_sent(session, delivery_id, message_id)
     values = {"status": status.value, "error": error, "next_attempt_at": None}
-    session.exec(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
+    session.exec(update(Delivery).where(Delivery.id == delivery_id, col(Delivery.status) == DeliveryStatus.sending)
                  .values(**values))
     session.commit()
 
@@ -183,7 +183,7 @@ def defer(session: Session, delivery_id: int, error: str, retry_at: datetime | N
     values = {"status": DeliveryStatus.pending.value, "error": error, "next_attempt_at": retry_at}
     if not count_attempt:
         values["attempts"] = Delivery.attempts - 1
-    session.exec(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.sending)
+    session.exec(update(Delivery).where(Delivery.id == delivery_id, col(Delivery.status) == DeliveryStatus.sending)
                  .values(**values))
     session.commit()
 
@@ -193,7 +193,7 @@ def release_stale(session: Session, edition_id: int | None = None, lease: timede
 
     Only `edition_id`'s rows, or every edition's when it is None (the send tick).
     """
-    stale = [Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < utcnow() - lease]
+    stale = [col(Delivery.status) == DeliveryStatus.sending, col(Delivery.claimed_at) < utcnow() - lease]
     if edition_id is not None:
         stale.append(Delivery.edition_id == edition_id)
     result = session.exec(update(Delivery).where(*stale).values(status=DeliveryStatus.pending.value)

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import replace
 from datetime import date
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.compose import delivery_picks, render_for
 from newsletter.config import Settings
@@ -39,8 +39,8 @@ def preview_email(session: Session, subscriber: Subscriber, day: date,
                   settings: Settings) -> tuple[RenderedEmail, bytes]:
     """What `subscriber` gets for `day`: the rendered parts and the whole message as it would go to the server."""
     delivery = session.exec(
-        select(Delivery).join(Edition, Edition.id == Delivery.edition_id)
-        .where(Edition.date == day, Delivery.subscriber_id == subscriber.id)
+        select(Delivery).join(Edition, col(Edition.id) == Delivery.edition_id)
+        .where(Edition.date == day, col(Delivery.subscriber_id) == subscriber.id)
     ).first()
     if delivery is not None and delivery.id is not None:
         picks = delivery_picks(session, delivery.id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Row, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
 from newsletter.compose import picks_of_deliveries, render_for
@@ -124,7 +124,7 @@ class _Renderer:
         self.picks = {delivery_id: [] for delivery_id in delivery_ids}
         self.picks.update(picks_of_deliveries(self.session, delivery_ids, self.papers))
         self.subscribers = {subscriber.id: subscriber for subscriber in self.session.exec(
-            select(Subscriber).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            select(Subscriber).join(Delivery, col(Delivery.subscriber_id) == Subscriber.id)
             .where(Delivery.id.in_(delivery_ids)))}
 
     def __call__(self, delivery_id: int, subscriber_id: int) -> bytes:
@@ -285,7 +285,7 @@ def _update_edition_status(session: Session, edition: Edition) -> None:
     still_open = bool(ledger.pending_ids(session, edition.id, limit=1, due_only=False))
     session.exec(
         update(Edition)
-        .where(Edition.id == edition.id, Edition.status.not_in((EditionStatus.paused, EditionStatus.cancelled)))
+        .where(Edition.id == edition.id, col(Edition.status).not_in((EditionStatus.paused, EditionStatus.cancelled)))
         .values(status=(EditionStatus.sending if still_open else EditionStatus.done).value)
     )
     session.commit()

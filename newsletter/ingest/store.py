@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.ingest.paper_in import PaperIn, arxiv_links, safe_url, unique_keywords
 from newsletter.models import Paper
@@ -83,7 +83,7 @@ def _find(session: Session, incoming: PaperIn) -> Paper | None:
         found = session.exec(select(Paper).where(Paper.external_id == incoming.arxiv_id)).first()
         if found:
             return found
-    same_title = session.exec(select(Paper).where(Paper.title_key == incoming.title_key).order_by(Paper.id)).all()
+    same_title = session.exec(select(Paper).where(Paper.title_key == incoming.title_key).order_by(col(Paper.id))).all()
     return _title_match(incoming, list(same_title))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Feedback, Paper, Pick, Subscriber
@@ -26,8 +26,8 @@ def candidate_papers(session: Session, day: date, window_days: int) -> list[Pape
     """Papers ingested or published in the `window_days` up to the end of `day`."""
     end = edition_end(day)
     start = end - timedelta(days=window_days)
-    recent = or_(Paper.ingested_at.between(start, end), Paper.published_at.between(start, end))
-    return list(session.exec(select(Paper).where(recent).order_by(Paper.id)))
+    recent = or_(Paper.ingested_at.between(start, end), col(Paper.published_at).between(start, end))
+    return list(session.exec(select(Paper).where(recent).order_by(col(Paper.id))))
 
 
 def load_pool(session: Session, day: date, settings: Settings) -> CandidatePool:
@@ -60,8 +60,8 @@ def sent_papers_of(session: Session, subscriber_ids: Sequence[int],
     """subscriber id -> ids of the papers they were sent, for many subscribers in one query."""
     query = (
         select(Delivery.subscriber_id, Pick.paper_id)
-        .join(Delivery, Delivery.id == Pick.delivery_id)
-        .where(Delivery.subscriber_id.in_(subscriber_ids), Delivery.status == DeliveryStatus.sent)
+        .join(Delivery, col(Delivery.id) == Pick.delivery_id)
+        .where(Delivery.subscriber_id.in_(subscriber_ids), col(Delivery.status) == DeliveryStatus.sent)
     )
     if exclude_edition_id is not None:
         query = query.where(Delivery.edition_id != exclude_edition_id)
@@ -75,8 +75,8 @@ def feedback_papers_of(session: Session, subscriber_ids: Sequence[int]) -> dict[
     """subscriber id -> {"more": [papers], "less": [papers]}, for many subscribers in one query."""
     found: dict[int, dict[str, list[Paper]]] = {sid: {"more": [], "less": []} for sid in subscriber_ids}
     rows = session.exec(select(Feedback.subscriber_id, Feedback.kind, Paper)
-                        .join(Paper, Paper.id == Feedback.paper_id)
-                        .where(Feedback.subscriber_id.in_(subscriber_ids)).order_by(Feedback.id))
+                        .join(Paper, col(Paper.id) == Feedback.paper_id)
+                        .where(Feedback.subscriber_id.in_(subscriber_ids)).order_by(col(Feedback.id)))
     for subscriber_id, kind, paper in rows:
         found[subscriber_id][kind].append(paper)
     return found

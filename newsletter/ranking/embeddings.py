@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from newsletter.batching import chunked
 from newsletter.config import Settings
@@ -117,7 +117,7 @@ def embed_missing(session: Session, settings: Settings, papers: Sequence[Paper] 
     if not semantic_available(settings):
         return 0
     if papers is None:
-        stale = or_(Paper.embedding.is_(None), Paper.embedding_model != MODEL_NAME)
+        stale = or_(Paper.embedding.is_(None), col(Paper.embedding_model) != MODEL_NAME)
         papers = list(session.exec(select(Paper).where(stale)))
     todo = [p for p in papers if paper_vector(p) is None]
     for batch in chunked(todo, 512):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, NotFound
@@ -20,7 +20,7 @@ def record_feedback(session: Session, subscriber: Subscriber, paper_id: int, kin
     if session.get(Paper, paper_id) is None:
         raise NotFound(f"no paper {paper_id}")
     feedback = session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber.id,
-                                                   Feedback.paper_id == paper_id)).first()
+                                                   col(Feedback.paper_id) == paper_id)).first()
     if feedback is None:
         feedback = Feedback(subscriber_id=subscriber.id, paper_id=paper_id, kind=kind)
     feedback.kind, feedback.created_at = kind, utcnow()
@@ -34,7 +34,7 @@ def forget_feedback(session: Session, subscriber: Subscriber, paper_id: int) -> 
     """Undo a reader's judgement of a paper (it may be recommended again). Returns the paper, or None when there
     was no judgement to undo."""
     feedback = session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber.id,
-                                                   Feedback.paper_id == paper_id)).first()
+                                                   col(Feedback.paper_id) == paper_id)).first()
     if feedback is None:
         return None
     session.delete(feedback)
@@ -46,9 +46,9 @@ def forget_feedback(session: Session, subscriber: Subscriber, paper_id: int) -> 
 
 def judged_papers(session: Session, subscriber_id: int, limit: int = 100) -> list[tuple[str, Paper]]:
     """(kind, paper) of a reader's judgements, newest first."""
-    rows = session.exec(select(Feedback.kind, Paper).join(Paper, Paper.id == Feedback.paper_id)
+    rows = session.exec(select(Feedback.kind, Paper).join(Paper, col(Paper.id) == Feedback.paper_id)
                         .where(Feedback.subscriber_id == subscriber_id)
-                        .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+                        .order_by(Feedback.created_at.desc(), col(Feedback.id).desc()).limit(limit))
     return list(rows.all())
 
 

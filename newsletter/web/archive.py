@@ -6,7 +6,7 @@ from datetime import date
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.clock import today
 from newsletter.config import Settings
@@ -38,7 +38,7 @@ def showcase(session: Session, day: date, settings: Settings, limit: int) -> tup
 def archive_index(settings: AppSettings):
     with database(settings) as session:
         days = session.exec(select(Edition.date).where(Edition.date <= today())
-                            .order_by(Edition.date.desc()).limit(ARCHIVE_DAYS)).all()
+                            .order_by(col(Edition.date).desc()).limit(ARCHIVE_DAYS)).all()
     return page("archive_index.html", days=[(d, date_label(d)) for d in days])
 
 
@@ -60,8 +60,8 @@ def view_in_browser(token: str, settings: AppSettings):
             day = date.fromisoformat(str(payload.get("d")))
         except ValueError:
             raise BadToken("this link is not valid") from None
-        delivery = session.exec(select(Delivery).join(Edition, Edition.id == Delivery.edition_id)
-                                .where(Edition.date == day, Delivery.subscriber_id == subscriber.id)).first()
+        delivery = session.exec(select(Delivery).join(Edition, col(Edition.id) == Delivery.edition_id)
+                                .where(Edition.date == day, col(Delivery.subscriber_id) == subscriber.id)).first()
         if delivery is None:
             raise NotFound(f"there is no edition of {day.isoformat()} for this subscription")
         rendered, _ = preview_email(session, subscriber, day, settings)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi import APIRouter, Depends, Request
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 from starlette.datastructures import FormData
 
 from newsletter.config import Settings
@@ -38,10 +38,10 @@ def received_editions(session: Session, subscriber: Subscriber, settings: Settin
     """The subscriber's last sent editions, newest first, each with its signed "view in browser" link."""
     rows = session.exec(
         select(Edition.date, func.count(Pick.id))
-        .join(Delivery, Delivery.edition_id == Edition.id)
-        .join(Pick, Pick.delivery_id == Delivery.id, isouter=True)
-        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.sent)
-        .group_by(Edition.date).order_by(Edition.date.desc()).limit(EDITIONS_SHOWN)
+        .join(Delivery, col(Delivery.edition_id) == Edition.id)
+        .join(Pick, col(Pick.delivery_id) == Delivery.id, isouter=True)
+        .where(Delivery.subscriber_id == subscriber.id, col(Delivery.status) == DeliveryStatus.sent)
+        .group_by(col(Edition.date)).order_by(col(Edition.date).desc()).limit(EDITIONS_SHOWN)
     ).all()
     return [ReceivedEdition(day, count, view_path(subscriber, day, settings)) for day, count in rows]
 

@@ -5,7 +5,7 @@ Revises: issue3_profile_embedding
 Create Date: 2026-11-25
 """
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = 'issue6_delivery_queued_at'

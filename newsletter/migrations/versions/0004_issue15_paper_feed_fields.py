@@ -6,7 +6,7 @@ Revises: issue6_delivery_queued_at
 Create Date: 2026-12-03
 """
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = 'issue15_paper_feed_fields'
