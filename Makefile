@@ -6,13 +6,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-postgres setup clean
+.PHONY: demo test test-postgres check setup clean
 
 demo: $(STAMP)
 	$(BIN)/newsletter demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Static checks, run by .ci/run before the tests: ruff (lint + import order) and mypy (types), both configured in
+# pyproject.toml.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The same suite on PostgreSQL (a fresh database per run on this server, dropped afterwards).
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test

@@ -35,11 +35,13 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from newsletter import db
-from newsletter.compose import live_picks, message_bytes, message_id_for, render_for, trending_papers
+from newsletter.compose import render_for
 from newsletter.config import Settings
+from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.send import send_edition
 from newsletter.ingest import ingest, sample_sources
 from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber, SubscriberStatus
+from newsletter.ranking import recommend, trending_papers
 
 DAY = datetime.now(UTC).date()
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -110,8 +112,8 @@ def prepare(settings: Settings, count: int) -> tuple[int, list[tuple[str, bytes]
     db.upgrade(settings.sqlalchemy_url)
     with Session(db.get_engine(settings.sqlalchemy_url), expire_on_commit=False) as session:
         for source in sample_sources():
-            ingest(session, source)
-        subscribers = [Subscriber(email=f"reader{i:05d}@example.org", status=SubscriberStatus.active.value,
+            ingest(session, source, settings)
+        subscribers = [Subscriber(email=f"reader{i:05d}@example.org", status=SubscriberStatus.active,
                                   interests="efficient inference for large language models")
                        for i in range(count)]
         edition = Edition(date=DAY)
@@ -120,9 +122,9 @@ def prepare(settings: Settings, count: int) -> tuple[int, list[tuple[str, bytes]
         deliveries = [Delivery(edition_id=edition.id, subscriber_id=s.id) for s in subscribers]
         session.add_all(deliveries)
         session.commit()
-        rendered = render_for(subscribers[0], DAY, live_picks(session, subscribers[0], DAY, settings),
+        rendered = render_for(subscribers[0], DAY, recommend(session, subscribers[0], DAY, settings),
                               trending_papers(session, DAY, settings), settings)
-        by_delivery = {d.id: message_bytes(rendered, s, message_id_for(d, settings), settings)
+        by_delivery = {d.id: message_bytes(rendered, s, delivery_message_id(d.edition_id, d.id, settings), settings)
                        for d, s in zip(deliveries, subscribers)}
         ordered = [(s.email, by_delivery[d.id]) for d, s in zip(deliveries, subscribers)]
         return edition.id, ordered, by_delivery

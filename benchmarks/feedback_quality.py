@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.ranking_quality import paper_vectors, sample_papers  # noqa: E402
+from newsletter.config import Settings  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
 from newsletter.ranking.feedback import FeedbackModel, background_prototypes  # noqa: E402
 
@@ -71,8 +72,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8, help="random draws of each reader's judged papers")
     parser.add_argument("--vectors", type=Path, help="reuse (or save) the corpus embeddings in this .npy file")
     args = parser.parse_args()
-    if not embeddings.semantic_available():
-        sys.exit(embeddings.semantic_status())
+    settings = Settings()
+    if not embeddings.semantic_available(settings):
+        sys.exit(embeddings.semantic_status(settings))
     papers = sample_papers()
     vectors = paper_vectors(papers, args.vectors).astype(np.float32)
     texts = [f"{p.title} {p.abstract}".casefold() for p in papers]

@@ -37,7 +37,7 @@ from sqlmodel import Session, col, func, select  # noqa: E402
 
 from newsletter import db  # noqa: E402
 from newsletter.config import Settings, get_settings  # noqa: E402
-from newsletter.models import Delivery, DeliveryStatus, Subscriber  # noqa: E402
+from newsletter.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus  # noqa: E402
 from tests.support.postgres import scratch_postgres_database  # noqa: E402
 
 INTERESTS = ["language models and long-context inference", "3D reconstruction and Gaussian splatting",
@@ -67,6 +67,7 @@ controller.stop(); print(json.dumps({"messages": handler.total, "distinct_messag
 def sink_process(env: dict):
     """An SMTP sink on loopback in its own process (so it does not share a CPU-bound interpreter with a sender)."""
     process = subprocess.Popen([sys.executable, "-c", SINK_CODE], env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None  # stdout=PIPE
     port = int(process.stdout.readline())
     counts: dict = {}
     try:
@@ -90,7 +91,7 @@ def fresh_database(kind: str, postgres_url: str, folder: Path):
 
 def add_subscribers(url: str, count: int) -> None:
     with Session(db.get_engine(url)) as session:
-        session.add_all([Subscriber(email=f"reader{n:06d}@example.org", status="active", send_hour=0,
+        session.add_all([Subscriber(email=f"reader{n:06d}@example.org", status=SubscriberStatus.active, send_hour=0,
                                     timezone="UTC", interests=INTERESTS[n % len(INTERESTS)]) for n in range(count)])
         session.commit()
 
@@ -116,12 +117,12 @@ def use_environment(env: dict) -> Settings:
 
 def run_in_process(url: str, settings: Settings) -> float:
     from newsletter.ingest import ingest, sample_sources
-    from newsletter.pipeline import run_daily
+    from newsletter.jobs import run_daily
 
     started = time.perf_counter()
     with Session(db.get_engine(url), expire_on_commit=False) as session:
         for source in sample_sources():
-            ingest(session, source)
+            ingest(session, source, settings)
         session.commit()
         run_daily(session, datetime.now(UTC).date(), settings)
     return time.perf_counter() - started

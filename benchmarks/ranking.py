@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from newsletter.config import Settings  # noqa: E402
 from newsletter.ingest import parse_source, read_source, sample_sources  # noqa: E402
 from newsletter.models import Paper  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
@@ -127,7 +128,7 @@ def main() -> None:
     reasons_seconds = (time.perf_counter() - started) * len(profiles) / min(len(profiles), 10_000)
 
     throughput = None
-    if embeddings.semantic_available():
+    if embeddings.semantic_available(Settings()):
         texts = [embeddings.paper_text(p) for p in papers[: args.embed]]
         embeddings.encode(texts[:2])  # model load and warm-up are not throughput
         started = time.perf_counter()

@@ -22,8 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from newsletter.config import Settings  # noqa: E402
 from newsletter.ingest import parse_source, read_source, sample_sources  # noqa: E402
-from newsletter.models import Paper  # noqa: E402
+from newsletter.models import Paper, Subscriber  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
 from newsletter.ranking.lexical import TermIndex, query_terms  # noqa: E402
 from newsletter.ranking.score import CandidatePool, Profile  # noqa: E402
@@ -75,8 +76,9 @@ def main() -> None:
     parser.add_argument("--vectors", type=Path, help="reuse (or save) the corpus embeddings in this .npy file")
     args = parser.parse_args()
     judged = json.loads(args.judged.read_text())
-    if not embeddings.semantic_available():
-        sys.exit(embeddings.semantic_status())
+    settings = Settings()
+    if not embeddings.semantic_available(settings):
+        sys.exit(embeddings.semantic_status(settings))
 
     papers = sample_papers()
     titles = {p.title for p in papers}
@@ -102,9 +104,9 @@ def main() -> None:
         return [r.paper.title for r in pool.rank(make_profile(profile), K)]
 
     def make_profile(profile: dict) -> Profile:
-        p = Profile(interests=profile["interests"], keywords=[k.strip() for k in profile["keywords"].split(",")])
-        p.vector = embeddings.encode([embeddings.profile_text(p)])[0]
-        return p
+        reader = Subscriber(email="judged@example.org", interests=profile["interests"],
+                            keywords=[k.strip() for k in profile["keywords"].split(",")])
+        return Profile.of(reader, vector=embeddings.encode([embeddings.profile_text(reader)])[0])
 
     def bm25_baseline(profile: dict) -> list[str]:
         return top_titles(papers, bm25.scores(query_terms(profile_text(profile))))

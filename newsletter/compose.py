@@ -54,5 +54,5 @@ def picks_of_deliveries(session: Session, delivery_ids: Sequence[int],
         papers.update((paper.id, paper) for paper in found if paper.id is not None)
     picks: dict[int, list[Recommendation]] = {}
     for delivery_id, paper_id, score, reasons in rows:
-        picks.setdefault(delivery_id, []).append(Recommendation(papers[paper_id], score, reasons))
+        picks.setdefault(delivery_id, []).append(Recommendation(papers[paper_id], score, list(reasons)))
     return picks

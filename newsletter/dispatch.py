@@ -32,7 +32,7 @@ log = logging.getLogger("newsletter.dispatch")
 
 def due_subscribers(session: Session, now: datetime, settings: Settings) -> dict[date, list[int]]:
     """Ids of the subscribers due at `now` (aware), grouped by the edition date (their local date)."""
-    receiving = (Subscriber.status == SubscriberStatus.active, col(Subscriber.paused) == False)  # noqa: E712
+    receiving = (col(Subscriber.status) == SubscriberStatus.active, col(Subscriber.paused).is_(False))
     zones = session.exec(select(Subscriber.timezone).where(*receiving).distinct()).all()
     due: dict[date, list[int]] = defaultdict(list)
     for zone in sorted(zones):
@@ -41,7 +41,7 @@ def due_subscribers(session: Session, now: datetime, settings: Settings) -> dict
             continue
         frequencies = ["daily"] + (["weekly"] if local.weekday() == settings.weekly_weekday else [])
         already = (select(Delivery.subscriber_id).join(Edition, col(Edition.id) == Delivery.edition_id)
-                   .where(Edition.date == local.date()))
+                   .where(col(Edition.date) == local.date()))
         ids = session.exec(
             select(Subscriber.id)
             .where(*receiving, col(Subscriber.timezone) == zone, col(Subscriber.send_hour) <= local.hour,
@@ -65,7 +65,7 @@ def take_unqueued(session: Session, edition_id: int, subscriber_ids: Sequence[in
     """Stamp and return the pending, never-queued deliveries of these subscribers in the edition."""
     ids = session.exec(
         select(Delivery.id)
-        .where(Delivery.edition_id == edition_id, col(Delivery.subscriber_id).in_(subscriber_ids),
+        .where(col(Delivery.edition_id) == edition_id, col(Delivery.subscriber_id).in_(subscriber_ids),
                col(Delivery.status) == DeliveryStatus.pending, col(Delivery.queued_at).is_(None))
         .order_by(col(Delivery.id))
     ).all()
@@ -81,10 +81,10 @@ def take_lost(session: Session, now: datetime, settings: Settings) -> dict[int, 
     rows = session.exec(
         select(Delivery.edition_id, Delivery.id)
         .join(Edition, col(Edition.id) == Delivery.edition_id)
-        .where(Delivery.status == DeliveryStatus.pending,
+        .where(col(Delivery.status) == DeliveryStatus.pending,
                col(Edition.status).not_in([EditionStatus.paused.value, EditionStatus.cancelled.value]),
-               or_(Delivery.queued_at.is_(None), col(Delivery.queued_at) < now - settings.delivery_lease),
-               or_(Delivery.next_attempt_at.is_(None), col(Delivery.next_attempt_at) <= now))
+               or_(col(Delivery.queued_at).is_(None), col(Delivery.queued_at) < now - settings.delivery_lease),
+               or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
         .order_by(col(Delivery.id))
     ).all()
     lost: dict[int, list[int]] = defaultdict(list)
@@ -97,5 +97,5 @@ def take_lost(session: Session, now: datetime, settings: Settings) -> dict[int, 
 def mark_queued(session: Session, ids: Sequence[int], now: datetime) -> None:
     """Record that a send task now holds these rows (the tick hands them out again only a lease later)."""
     for chunk in chunked(ids, IN_CLAUSE):
-        session.exec(update(Delivery).where(Delivery.id.in_(chunk)).values(queued_at=now)
+        session.exec(update(Delivery).where(col(Delivery.id).in_(chunk)).values(queued_at=now)
                      .execution_options(synchronize_session=False))

@@ -30,7 +30,7 @@ def find_edition(session: Session, key: str | int) -> Edition:
             day = date.fromisoformat(text)
         except ValueError:
             raise InvalidInput(f"an edition is named by its id or its date (YYYY-MM-DD), not {text!r}") from None
-        edition = session.exec(select(Edition).where(Edition.date == day)).first()
+        edition = session.exec(select(Edition).where(col(Edition.date) == day)).first()
     if edition is None:
         raise NotFound(f"no edition {text}")
     return edition
@@ -40,9 +40,9 @@ def delivery_counts(session: Session, edition_id: int | None = None) -> dict[str
     """Deliveries by status (every status present, zero when none), for one edition or all."""
     query = select(Delivery.status, func.count()).group_by(col(Delivery.status))
     if edition_id is not None:
-        query = query.where(Delivery.edition_id == edition_id)
+        query = query.where(col(Delivery.edition_id) == edition_id)
     counts = _zero_counts()
-    counts.update({status.value: count for status, count in session.exec(query)})
+    counts.update({str(status): count for status, count in session.exec(query)})
     return counts
 
 
@@ -54,7 +54,7 @@ def delivery_counts_of(session: Session, edition_ids: Sequence[int]) -> dict[int
                             .where(col(Delivery.edition_id).in_(edition_ids))
                             .group_by(col(Delivery.edition_id), col(Delivery.status)))
         for edition_id, status, count in rows:
-            counts[edition_id][status.value] = count
+            counts[edition_id][str(status)] = count
     return counts
 
 
@@ -84,7 +84,7 @@ def cancel_edition(session: Session, edition: Edition) -> int:
     _set_status(session, edition, EditionStatus.cancelled)
     result = session.exec(
         update(Delivery)
-        .where(Delivery.edition_id == edition.id, col(Delivery.status) == DeliveryStatus.pending)
+        .where(col(Delivery.edition_id) == edition.id, col(Delivery.status) == DeliveryStatus.pending)
         .values(status=DeliveryStatus.skipped.value, error="edition cancelled")
     )
     session.flush()
@@ -99,7 +99,7 @@ def _require(edition: Edition, allowed: tuple[EditionStatus, ...], action: str) 
 def _set_status(session: Session, edition: Edition, status: EditionStatus) -> bool:
     """Change the status only if nobody changed it meanwhile (compare-and-set on the row)."""
     result = session.exec(
-        update(Edition).where(Edition.id == edition.id, col(Edition.status) == edition.status)
+        update(Edition).where(col(Edition.id) == edition.id, col(Edition.status) == edition.status)
         .values(status=status.value)
     )
     if result.rowcount != 1:

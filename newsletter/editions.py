@@ -33,7 +33,7 @@ class PlanReport:
 
 
 def get_or_create_edition(session: Session, day: date) -> Edition:
-    edition = session.exec(select(Edition).where(Edition.date == day)).first()
+    edition = session.exec(select(Edition).where(col(Edition.date) == day)).first()
     if edition is not None:
         return edition
     try:
@@ -41,7 +41,7 @@ def get_or_create_edition(session: Session, day: date) -> Edition:
             edition = Edition(date=day)
             session.add(edition)
     except IntegrityError:  # another process created it first
-        edition = session.exec(select(Edition).where(Edition.date == day)).one()
+        edition = session.exec(select(Edition).where(col(Edition.date) == day)).one()
     return edition
 
 
@@ -63,11 +63,12 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
     require_open(edition)
     assert edition.id is not None
     report = PlanReport(edition_id=edition.id)
-    planned_for = set(session.exec(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
-    query = (select(Subscriber).where(Subscriber.status == SubscriberStatus.active, col(Subscriber.paused) == False)  # noqa: E712
+    planned_for = set(session.exec(select(Delivery.subscriber_id).where(col(Delivery.edition_id) == edition.id)))
+    query = (select(Subscriber)
+             .where(col(Subscriber.status) == SubscriberStatus.active, col(Subscriber.paused).is_(False))
              .order_by(col(Subscriber.id)))
     if only is not None:
-        query = query.where(Subscriber.id.in_(only))
+        query = query.where(col(Subscriber.id).in_(only))
     subscribers = list(session.exec(query))
     report.already_planned = sum(1 for s in subscribers if s.id in planned_for)
     todo = [s for s in subscribers if s.id not in planned_for]

@@ -63,7 +63,7 @@ def status_column(enum: type[Enum], default: Enum, index: bool = False) -> Colum
 
 
 class Paper(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     external_id: str = Field(index=True, unique=True)  # arXiv id when known, else "title:<hash>"
     title_key: str = Field(index=True)  # normalized title, the fallback dedupe key
     title: str
@@ -90,7 +90,7 @@ class Paper(SQLModel, table=True):
 
 
 class Subscriber(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     email: str = Field(index=True, unique=True)  # normalized: see subscribers.profiles.normalize_email
     name: str = ""
     status: SubscriberStatus = Field(default=SubscriberStatus.pending,
@@ -115,7 +115,7 @@ class Subscriber(SQLModel, table=True):
 
 
 class Edition(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     date: dt.date = Field(index=True, unique=True)
     status: EditionStatus = Field(default=EditionStatus.planned,
                                   sa_column=status_column(EditionStatus, EditionStatus.planned))
@@ -127,7 +127,7 @@ class Delivery(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("edition_id", "subscriber_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     edition_id: int = Field(foreign_key="edition.id", index=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     status: DeliveryStatus = Field(default=DeliveryStatus.pending,
@@ -146,7 +146,7 @@ class Feedback(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     paper_id: int = Field(foreign_key="paper.id", index=True)
     kind: str = Field(max_length=10)  # "more" | "less"
@@ -156,7 +156,7 @@ class Feedback(SQLModel, table=True):
 class Event(SQLModel, table=True):
     """Something that happened to a subscriber: unsubscribe, bounce, complaint, confirm, ... (for stats and audit)."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     subscriber_id: int | None = Field(default=None, foreign_key="subscriber.id", index=True)
     kind: str = Field(index=True, max_length=30)
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -168,7 +168,7 @@ class Pick(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("delivery_id", "paper_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     delivery_id: int = Field(foreign_key="delivery.id", index=True)
     paper_id: int = Field(foreign_key="paper.id", index=True)
     position: int

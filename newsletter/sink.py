@@ -28,7 +28,7 @@ class SaveToFolder:
             number = next(self._counter)
             self.envelopes.append(envelope)
         recipient = envelope.rcpt_tos[0].replace("/", "_") if envelope.rcpt_tos else "unknown"
-        (self.folder / f"{number:06d}-{recipient}.eml").write_bytes(envelope.original_content or envelope.content)
+        (self.folder / f"{number:06d}-{recipient}.eml").write_bytes(_content(envelope))
         return "250 Message accepted for delivery"
 
 
@@ -56,7 +56,7 @@ class SmtpSink:
         self._controller.stop()
 
     def messages(self) -> list[Message]:
-        return [message_from_bytes(e.original_content or e.content) for e in self.handler.envelopes]
+        return [message_from_bytes(_content(e)) for e in self.handler.envelopes]
 
 
 def _free_port(host: str) -> int:
@@ -65,3 +65,9 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _content(envelope: Envelope) -> bytes:
+    """The message as received (aiosmtpd keeps the original bytes; `content` is only a decoded fallback)."""
+    content = envelope.original_content or envelope.content or b""
+    return content.encode() if isinstance(content, str) else content

@@ -41,7 +41,7 @@ def subscriber_for_any_age_token(session: Session, purpose: str, token: str, set
         return subscriber
 
 
-def request_subscription(session: Session, email: str, **profile) -> tuple[Subscriber | None, str | None]:
+def request_subscription(session: Session, email: str, **profile) -> tuple[Subscriber, str | None]:
     """A sign-up from the web form. Returns the subscriber and the email owed to the address: CONFIRM, MANAGE or None.
 
     A new address becomes a pending subscriber with the profile given. An existing subscriber's profile is never

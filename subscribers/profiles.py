@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
@@ -81,7 +82,7 @@ def check_frequency(frequency: str) -> str:
 
 def validated_profile(**fields) -> dict:
     """Check every profile field given; returns the cleaned values. Raises InvalidInput on the first bad one."""
-    cleaners = {
+    cleaners: dict[str, Callable[[Any], Any]] = {
         "name": lambda v: " ".join(reject_control_chars(v, "name").split()),
         "interests": lambda v: reject_control_chars(v, "interests").strip(),
         "keywords": lambda v: split_terms(v, "keywords"),
@@ -97,13 +98,14 @@ def validated_profile(**fields) -> dict:
     return {name: cleaners[name](value) for name, value in fields.items() if value is not None}
 
 
-def add_subscriber(session: Session, email: str, *, status: str = SubscriberStatus.pending, **profile) -> Subscriber:
+def add_subscriber(session: Session, email: str, *, status: str = SubscriberStatus.pending,
+                   **profile) -> Subscriber:
     """Create a subscriber. An existing address is an error: use update_profile to change it."""
     address = normalize_email(email)
     cleaned = validated_profile(**profile)
     if find_subscriber(session, address) is not None:
         raise InvalidInput(f"{address} is already subscribed")
-    subscriber = Subscriber(email=address, status=str(SubscriberStatus(status).value), **cleaned)
+    subscriber = Subscriber(email=address, status=SubscriberStatus(status), **cleaned)
     if subscriber.status == SubscriberStatus.active:
         subscriber.confirmed_at = utcnow()
     session.add(subscriber)
@@ -120,7 +122,7 @@ def update_profile(session: Session, subscriber: Subscriber, **profile) -> Subsc
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
-    return session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+    return session.exec(select(Subscriber).where(col(Subscriber.email) == email)).first()
 
 
 def get_subscriber(session: Session, email_or_id: str | int) -> Subscriber:
@@ -137,7 +139,7 @@ def get_subscriber(session: Session, email_or_id: str | int) -> Subscriber:
 def list_subscribers(session: Session, status: str | None = None) -> list[Subscriber]:
     query = select(Subscriber).order_by(col(Subscriber.id))
     if status:
-        query = query.where(Subscriber.status == status)
+        query = query.where(col(Subscriber.status) == status)
     return list(session.exec(query))
 
 
@@ -146,9 +148,9 @@ def remove_subscriber(session: Session, email: str) -> None:
     from newsletter.models import Delivery, Pick
 
     subscriber = get_subscriber(session, email)
-    deliveries = session.exec(select(Delivery).where(Delivery.subscriber_id == subscriber.id)).all()
+    deliveries = session.exec(select(Delivery).where(col(Delivery.subscriber_id) == subscriber.id)).all()
     for delivery in deliveries:
-        for pick in session.exec(select(Pick).where(Pick.delivery_id == delivery.id)):
+        for pick in session.exec(select(Pick).where(col(Pick.delivery_id) == delivery.id)):
             session.delete(pick)
         session.delete(delivery)
     session.delete(subscriber)

@@ -57,10 +57,10 @@ def read_token(purpose: str, token: str, settings: Settings, max_age: int | None
     try:
         payload = serializer.loads(token, max_age=max_age or MAX_AGE.get(purpose))
     except SignatureExpired as error:
-        payload = serializer.load_payload(error.payload) if error.payload is not None else None
-        if not _well_formed(payload):
+        expired = serializer.load_payload(error.payload) if error.payload is not None else None
+        if not isinstance(expired, dict) or not _well_formed(expired):
             raise BadToken("this link has expired") from None
-        raise ExpiredToken("this link has expired", purpose, token, payload) from None
+        raise ExpiredToken("this link has expired", purpose, token, expired) from None
     except BadSignature:
         raise BadToken("this link is not valid (it may have been cut short or altered)") from None
     if not _well_formed(payload):

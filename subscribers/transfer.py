@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -154,7 +155,7 @@ def clean_row(raw: dict, confirmed: bool) -> dict:
     if not isinstance(raw.get("email"), str) or not raw["email"].strip():
         raise InvalidInput("missing column email")
     values = {name: value for name, value in raw.items() if value is not None and value != ""}
-    cleaned = {"email": normalize_email(values["email"])}
+    cleaned: dict[str, Any] = {"email": normalize_email(values["email"])}
     profile = {name: values[name] for name in PROFILE_FIELDS if name in values}
     if "send_hour" in profile:
         profile["send_hour"] = _integer(profile["send_hour"], "send_hour")
@@ -280,7 +281,7 @@ def _store(session: Session, rows: list[dict], report: ImportReport, update: boo
 
 def _column_defaults() -> dict:
     """Every column's default for a new subscriber (a bulk insert does not apply the model's Python defaults)."""
-    return Subscriber().model_dump(exclude={"id"})
+    return Subscriber(email="").model_dump(exclude={"id", "email"})
 
 
 def _update_profile(subscriber: Subscriber, row: dict, dry_run: bool) -> bool:
@@ -295,7 +296,7 @@ def _update_profile(subscriber: Subscriber, row: dict, dry_run: bool) -> bool:
 def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
     found: dict[str, Subscriber] = {}
     for chunk in chunked(emails, IN_CLAUSE):
-        found.update((s.email, s) for s in session.exec(select(Subscriber).where(Subscriber.email.in_(chunk))))
+        found.update((s.email, s) for s in session.exec(select(Subscriber).where(col(Subscriber.email).in_(chunk))))
     return found
 
 
@@ -305,7 +306,7 @@ def export_rows(session: Session, status: str | None = None) -> list[dict]:
     """Every subscriber as a dict of FIELDS (JSON-ready), in id order."""
     query = select(Subscriber).order_by(col(Subscriber.id))
     if status:
-        query = query.where(Subscriber.status == status)
+        query = query.where(col(Subscriber.status) == status)
     return [export_row(subscriber) for subscriber in session.exec(query)]
 
 

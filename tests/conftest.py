@@ -92,7 +92,7 @@ def scratch_postgres(prefix: str, server_url: str = "") -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this session (dropped at the end)."""
     with scratch_postgres("newsletter_test", TEST_POSTGRES_URL) as url:
         yield url

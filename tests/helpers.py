@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import date
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
@@ -44,31 +44,35 @@ def add_active(session, email: str, interests: str = "", keywords: str = "", **p
     return subscriber
 
 
-def received(sink) -> list[Message]:
+def received(sink) -> list[EmailMessage]:
     """The messages the SMTP sink accepted, parsed (modern email policy), oldest first."""
     return [message_from_bytes(e.original_content, policy=default) for e in sink.handler.envelopes]
 
 
-def html_part(message: Message) -> str:
+def html_part(message: EmailMessage) -> str:
     return next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
 
 
-def text_part(message: Message) -> str:
+def text_part(message: EmailMessage) -> str:
     return next(p for p in message.walk() if p.get_content_type() == "text/plain").get_content()
 
 
-def unsubscribe_url(message: Message) -> str:
-    return re.search(r"<(https?://[^>]+)>", message["List-Unsubscribe"]).group(1)
+def unsubscribe_url(message: EmailMessage) -> str:
+    match = re.search(r"<(https?://[^>]+)>", message["List-Unsubscribe"])
+    assert match is not None, message["List-Unsubscribe"]
+    return match.group(1)
 
 
 def csrf_token(client, url: str) -> str:
     """GET a page with a form (the client keeps the CSRF cookie) and return the form's hidden token."""
     response = client.get(url)
     assert response.status_code == 200, response.text
-    return re.search(r'name="csrf_token" value="([^"]+)"', response.text).group(1)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+    assert match is not None, "no csrf_token field in the form"
+    return match.group(1)
 
 
-def links(message: Message, path: str) -> list[str]:
+def links(message: EmailMessage, path: str) -> list[str]:
     """Every URL in the text part whose path starts with `path`, e.g. "/confirm/"."""
     return re.findall(rf"https?://[^\s<>\"]+{re.escape(path)}[^\s<>\"]+", text_part(message))
 

@@ -95,5 +95,11 @@ class ScriptedHandler:
 
 
 class ScriptedSmtp(SmtpSink):
+    handler: ScriptedHandler
+
     def __init__(self, folder, **handler_options):
         super().__init__(folder, handler=ScriptedHandler(**handler_options))
+
+    def __enter__(self) -> ScriptedSmtp:  # typed as this class, so `with ... as smtp` knows its handler
+        super().__enter__()
+        return self

@@ -46,7 +46,7 @@ def project_modules() -> dict[str, Path]:
 def imports_of(path: Path) -> set[str]:
     """Every project module `path` imports, at the top or inside a function (`from newsletter import db` counts
     as newsletter.db)."""
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

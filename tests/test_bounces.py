@@ -37,12 +37,14 @@ def returned(name: str, envelope, **changes) -> bytes:
     """A fixture filled in for one delivered message."""
     original = envelope.original_content.replace(b"\r\n", b"\n").decode()
     message = message_from_bytes(envelope.original_content, policy=default)
+    token = re.search(r"/unsubscribe/([^>]+)>", message["List-Unsubscribe"])
+    assert token is not None, message["List-Unsubscribe"]
     values = {
         "VERP": envelope.mail_from,
         "RECIPIENT": envelope.rcpt_tos[0],
         "ORIGINAL_HEADERS": original.split("\n\n", 1)[0] + "\n",
         "ORIGINAL_MESSAGE": original,
-        "TOKEN": re.search(r"/unsubscribe/([^>]+)>", message["List-Unsubscribe"]).group(1),
+        "TOKEN": token.group(1),
         **changes,
     }
     text = (RETURNED / name).read_text()

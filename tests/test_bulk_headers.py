@@ -92,7 +92,9 @@ def test_dkim_signature_verifies_and_covers_the_bulk_headers(session, settings, 
     assert dkim.verify(raw, dnsfunc=dns)
     assert looked_up == [b"mail2026._domainkey.example.org."]
     signature = message_from_bytes(raw, policy=default)["DKIM-Signature"]
-    signed = {h.strip().lower() for h in re.search(r"h=([^;]+)", signature.replace("\r\n", "")).group(1).split(":")}
+    tags = re.search(r"h=([^;]+)", signature.replace("\r\n", ""))
+    assert tags is not None, signature
+    signed = {h.strip().lower() for h in tags.group(1).split(":")}
     assert {"from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= signed
 
     changed = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing")

@@ -22,7 +22,7 @@ from newsletter.clock import today
 from newsletter.delivery.send import send_edition
 from newsletter.edition_control import find_edition, pause_edition
 from newsletter.editions import plan_edition
-from newsletter.models import Delivery, Edition, Subscriber
+from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber
 from newsletter.sink import SaveToFolder, SmtpSink
 from tests.helpers import add_active, ingest_sample, process_environment, wait_until
 
@@ -115,11 +115,13 @@ def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(settings
     def pause_after_three(report):
         if report.handled == 3:  # an operator in another process
             with db.session_scope(settings.sqlalchemy_url) as other:
-                pause_edition(other, other.get(Edition, plan.edition_id))
+                edition = other.get(Edition, plan.edition_id)
+                assert edition is not None
+                pause_edition(other, edition)
 
     report = send_edition(session, plan.edition_id, smtp_settings, on_progress=pause_after_three)
     assert (report.sent, report.stopped) == (3, "edition paused")
-    assert [d.status for d in deliveries(session)].count("pending") == 5
+    assert [d.status for d in deliveries(session)].count(DeliveryStatus.pending) == 5
     refused = cli("send")
     assert refused.exit_code == 1 and "is paused" in refused.output and len(sink.handler.envelopes) == 3
     assert cli("editions", "pause", plan.edition_id).output.strip().endswith("was already paused")
@@ -139,7 +141,7 @@ def test_cancel_skips_the_unsent_and_refuses_to_send(session, readers, sink, smt
     edition_id = find_edition(session, today().isoformat()).id
     result = cli("editions", "cancel", edition_id)
     assert result.exit_code == 0 and "6 unsent deliveries skipped" in result.output
-    assert [d.status for d in deliveries(session)].count("skipped") == 6
+    assert [d.status for d in deliveries(session)].count(DeliveryStatus.skipped) == 6
     assert all(d.error == "edition cancelled" for d in deliveries(session) if d.status == "skipped")
     refused = cli("send")
     assert refused.exit_code == 1 and "is cancelled" in refused.output
@@ -191,7 +193,7 @@ def test_interrupted_send_resumes_without_duplicates(session, readers, settings,
         assert first.returncode == 130, err
         assert "interrupted after" in err and "Traceback" not in err
         sent_first = len(sink.handler.envelopes)
-        statuses = [d.status for d in deliveries(session)]
+        statuses: list[str] = [d.status for d in deliveries(session)]
         assert 2 <= sent_first < 8 and statuses.count("sent") == sent_first  # the message in flight was recorded
         assert statuses.count("pending") == 8 - sent_first and "sending" not in statuses
         log_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
@@ -257,21 +259,22 @@ def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_f
 
     from newsletter.clock import utcnow
 
-    with SmtpSink(tmp_path / "outbox", handler=SlowSink(tmp_path / "outbox")) as sink:
+    slow = SlowSink(tmp_path / "outbox")
+    with SmtpSink(tmp_path / "outbox", handler=slow) as sink:
         env = process_environment(settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port}))
         first = subprocess.Popen(SEND, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: sink.handler.data_started >= 3 or first.poll() is not None, 120, "the third message")
+        wait_until(lambda: slow.data_started >= 3 or first.poll() is not None, 120, "the third message")
         first.send_signal(signal.SIGINT)  # while the third message waits for the server's answer:
         time.sleep(0.05)
         first.send_signal(signal.SIGINT)  # the second Ctrl-C aborts that wait
         _, err = first.communicate(timeout=60)
         # It aborted (exit 130, no "interrupted after" report of the graceful stop one Ctrl-C makes), mid-message:
         assert first.returncode == 130 and "interrupted after" not in err, err
-        statuses = [d.status for d in deliveries(session)]
+        statuses: list[str] = [d.status for d in deliveries(session)]
         assert statuses.count("sending") == 1 and statuses.count("sent") == 2  # the row in flight stays `sending`
         assert statuses.count("pending") == 5
         in_flight = [f"<edition-{d.edition_id}.delivery-{d.id}@" for d in deliveries(session) if d.status == "sending"]
-        session.exec(update(Delivery).where(Delivery.status == "sending")
+        session.exec(update(Delivery).where(col(Delivery.status) == "sending")
                      .values(claimed_at=utcnow() - timedelta(days=1)))  # its lease has long passed
         session.commit()
         second = subprocess.run(SEND, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -7,8 +7,10 @@ import re
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from dotenv import dotenv_values
+from typer.testing import CliRunner as TyperCliRunner
+from typer.testing import Result as TyperResult
 
 from newsletter.config import Settings
 from tests.helpers import ROOT
@@ -24,8 +26,8 @@ def setting_names() -> set[str]:
             for name, field in Settings.model_fields.items()}
 
 
-def app_environment(service: dict) -> dict[str, str]:
-    env = {}
+def app_environment(service: dict) -> dict[str, str | None]:
+    env: dict[str, str | None] = {}
     for env_file in [service["env_file"]] if isinstance(service.get("env_file"), str) else service.get("env_file", []):
         env.update(dotenv_values(ROOT / env_file))
     env.update(service.get("environment") or {})
@@ -53,12 +55,11 @@ def test_services_waited_on_as_healthy_have_health_checks():
 def test_every_command_exists_in_the_project(name, settings):
     command = SERVICES[name]["command"]
     runner = CliRunner()
+    result: Result | TyperResult
     if command[0] == "newsletter":
-        import typer
-
         from newsletter.cli import app
 
-        result = runner.invoke(typer.main.get_command(app), [*command[1:], "--help"])
+        result = TyperCliRunner().invoke(app, [*command[1:], "--help"])  # typer's own (vendored) click
     else:
         assert command[:3] == ["celery", "-A", "tasks.celery_app"], command
         from celery.bin.celery import celery
@@ -72,7 +73,9 @@ def test_the_health_check_commands_of_our_images_are_real():
     assert worker_check.startswith("celery -A tasks.celery_app inspect ping")
     for name in ("web", "flower"):
         probe = SERVICES[name]["healthcheck"]["test"]
-        port = re.search(r"127\.0\.0\.1:(\d+)", probe[-1]).group(1)
+        found = re.search(r"127\.0\.0\.1:(\d+)", probe[-1])
+        assert found is not None, probe
+        port = found.group(1)
         assert f"{port}:{port}" in SERVICES[name]["ports"]
 
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from newsletter import db, dispatch
 from newsletter.clock import today, utc
 from newsletter.delivery import ledger
 from newsletter.editions import get_or_create_edition, plan_edition
 from newsletter.errors import InvalidInput
-from newsletter.models import Delivery, Edition, Subscriber
+from newsletter.models import Delivery, Edition, Subscriber, SubscriberStatus
 from tasks.schedule import beat_schedule, cron
 from tests.helpers import ingest_sample
 
@@ -78,7 +78,7 @@ def test_an_unknown_time_zone_is_reported_and_the_others_are_still_scheduled(ses
 
 def planned_edition(session, settings, count: int) -> int:
     ingest_sample(session)
-    session.add_all([Subscriber(email=f"r{n}@x.org", status="active", interests="language models")
+    session.add_all([Subscriber(email=f"r{n}@x.org", status=SubscriberStatus.active, interests="language models")
                      for n in range(count)])
     session.commit()
     edition_id = plan_edition(session, today(), settings).edition_id
@@ -94,7 +94,7 @@ def test_lost_rows_are_handed_out_again_after_a_lease_and_retry_times_are_respec
     assert list(first) == [edition_id] and len(first[edition_id]) == 4
     assert dispatch.take_lost(session, now + timedelta(seconds=5), settings) == {}  # its task still holds them
     waiting = first[edition_id][0]
-    session.exec(update(Delivery).where(Delivery.id == waiting).values(next_attempt_at=now + timedelta(hours=1)))
+    session.exec(update(Delivery).where(col(Delivery.id) == waiting).values(next_attempt_at=now + timedelta(hours=1)))
     session.commit()
     later = now + settings.delivery_lease + timedelta(seconds=1)
     assert dispatch.take_lost(session, later, settings) == {edition_id: first[edition_id][1:]}
@@ -119,9 +119,9 @@ def test_stale_sending_rows_go_back_to_pending_after_the_configured_lease(sessio
 def test_postgres_claims_skip_rows_locked_by_another_sender_instead_of_waiting(postgres_url, tmp_path):
     engine = db.get_engine(postgres_url)
     with Session(engine) as session:
-        session.exec(text("TRUNCATE delivery, pick, edition, subscriber RESTART IDENTITY CASCADE"))
+        session.connection().execute(text("TRUNCATE delivery, pick, edition, subscriber RESTART IDENTITY CASCADE"))
         edition = get_or_create_edition(session, today())
-        session.add_all([Subscriber(email=f"r{n}@x.org", status="active") for n in range(20)])
+        session.add_all([Subscriber(email=f"r{n}@x.org", status=SubscriberStatus.active) for n in range(20)])
         session.flush()
         session.add_all([Delivery(edition_id=edition.id, subscriber_id=n + 1) for n in range(20)])
         session.commit()
@@ -130,7 +130,7 @@ def test_postgres_claims_skip_rows_locked_by_another_sender_instead_of_waiting(p
 
     def slow_sender():  # holds row locks on the first five rows in an open transaction
         with Session(engine) as other:
-            other.exec(text("SELECT id FROM delivery WHERE id <= 5 FOR UPDATE"))
+            other.connection().execute(text("SELECT id FROM delivery WHERE id <= 5 FOR UPDATE"))
             holding.set()
             taken.wait(10)
             other.rollback()
@@ -140,7 +140,7 @@ def test_postgres_claims_skip_rows_locked_by_another_sender_instead_of_waiting(p
     try:
         holding.wait(10)
         with Session(engine) as session:
-            session.exec(text("SET lock_timeout = '2s'"))
+            session.connection().execute(text("SET lock_timeout = '2s'"))
             started = clock.monotonic()
             claimed = [i for i in ids if ledger.claim(session, i)]
             elapsed = clock.monotonic() - started

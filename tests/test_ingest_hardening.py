@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -69,12 +70,16 @@ def hf_item(paper_id: str, title: str, **paper_fields) -> dict:
             "title": title, "numComments": 0}
 
 
+Response = tuple[int, str, bytes, dict]  # status, content type, body, headers
+Route = Response | Callable[[dict[str, str]], Response]
+
+
 class RecordedApi:
     """A real HTTP server on 127.0.0.1 (own thread) that answers each path with recorded bytes and keeps every
     request it got (path, query, time)."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, object] = {}
+        self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict, float]] = []
         api = self
 
@@ -84,9 +89,10 @@ class RecordedApi:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 api.requests.append((parts.path, query, time.monotonic()))
                 route = api.routes.get(parts.path)
-                status, content_type, body, headers = 404, "text/plain", b"no such path", {}
+                response: Response = (404, "text/plain", b"no such path", {})
                 if route is not None:
-                    status, content_type, body, headers = route(query) if callable(route) else route
+                    response = route(query) if callable(route) else route
+                status, content_type, body, headers = response
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -219,6 +225,7 @@ def test_ingest_all_reports_each_source_and_a_bad_one_stops_nothing(settings, se
     assert [(r.ok, r.location) for r in reports] == [(True, good), (False, bad), (False, missing),
                                                     (True, atom)]
     assert reports[1].reason.startswith("corrupt gzip data") and reports[2].reason == "no such file"
+    assert reports[0].result is not None and reports[3].result is not None
     assert reports[0].result.new == 30 and reports[3].result.new == 2 and count(session) == 32
 
     # A bug in the middle of one source (not a FeedError) is reported too; its transaction is rolled back.
@@ -343,7 +350,8 @@ def test_real_sources_are_the_default_and_arxiv_categories_stay_together():
 def test_hf_daily_reads_the_day_before_the_edition_from_the_configured_api(live, session, api):
     api.serve("/api/daily_papers", HF_RECORDED)
     [report] = ingest_sources(live, ["hf:daily"], day=date(2026, 6, 13))  # the edition of the 13th: the 12th's list
-    assert report.ok and report.result.new == 30
+    assert report.ok and report.result is not None
+    assert report.result.new == 30
     assert [(path, query) for path, query, _ in api.requests] == [
         ("/api/daily_papers", {"date": "2026-06-12", "limit": "100"})]
 
@@ -354,7 +362,8 @@ def test_arxiv_shortcut_pages_through_the_day_politely_up_to_the_cap(live, sessi
     live.arxiv_page_size, live.arxiv_max_pages = 5, 2  # the feed says 28946 results: the cap ends it
     live.arxiv_delay_seconds = 0.3
     [report] = ingest_sources(live, ["arxiv:cs.LG,cs.CL,cs.CV"], day=date(2026, 6, 12))  # reads the 11th
-    assert report.ok and report.result.new == 7 and count(session) == 7
+    assert report.ok and report.result is not None
+    assert report.result.new == 7 and count(session) == 7
     queries = [query for _, query, _ in api.requests]
     assert [q["start"] for q in queries] == ["0", "5"] and {q["max_results"] for q in queries} == {"5"}
     assert queries[0]["search_query"] == ("(cat:cs.LG OR cat:cs.CL OR cat:cs.CV) "

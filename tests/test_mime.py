@@ -118,13 +118,13 @@ def test_ascii_names_with_specials_are_quoted():
 @pytest.mark.parametrize("field", ["subject", "to", "sender", "extra"])
 def test_no_value_can_inject_a_header(field):
     evil = "Hello\r\nBcc: victim@example.org\r\n\r\n<script>"
-    overrides = {
+    overrides: dict[str, dict[str, object]] = {
         "subject": {},
         "to": {"to": "Eve\r\nBcc: victim@example.org <eve@example.org>"},
         "sender": {"sender": "Paper Digest\nBcc: victim@example.org <digest@example.org>"},
         "extra": {"extra_headers": {"X-Campaign": evil, "List-Id": "a\rb\x0bc <d.example.org>"}},
-    }[field]
-    raw = build(RenderedEmail(evil if field == "subject" else "Subject", "<p>x</p>", "x"), **overrides)
+    }
+    raw = build(RenderedEmail(evil if field == "subject" else "Subject", "<p>x</p>", "x"), **overrides[field])
     assert_wire_format(raw)
     message = parse(raw)
     assert "Bcc" not in message and not message.defects
@@ -152,10 +152,10 @@ def test_the_boundary_never_occurs_in_a_body(rendered):
 
 def test_a_subscriber_name_goes_into_the_to_header(settings, rendered):
     from newsletter.delivery.message import message_bytes
-    from newsletter.models import Subscriber
+    from newsletter.models import Subscriber, SubscriberStatus
 
     settings = Settings(secret_key="mime-tests", base_url="https://digest.example.org", _env_file=None)
-    subscriber = Subscriber(id=7, email="li.ming@example.org", name="李明 (Li, Ming)", status="active")
+    subscriber = Subscriber(id=7, email="li.ming@example.org", name="李明 (Li, Ming)", status=SubscriberStatus.active)
     message = parse(message_bytes(rendered, subscriber, "<m@example.org>", settings))
     address = message["To"].addresses[0]
     assert (address.display_name, address.addr_spec) == ("李明 (Li, Ming)", "li.ming@example.org")

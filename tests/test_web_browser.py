@@ -69,6 +69,7 @@ def test_a_person_subscribes_confirms_tunes_and_unsubscribes(settings, browser, 
     page.wait_for_selector("text=You are subscribed")
     shoot(page, shots, "03-confirmed")
     subscriber = find_subscriber(session, "ada@example.org")
+    assert subscriber is not None
     assert (subscriber.status, subscriber.timezone, subscriber.frequency, subscriber.send_hour, subscriber.keywords) \
         == ("active", "Europe/Paris", "weekly", 6, ["KV cache", "RAG"])
 
@@ -145,7 +146,9 @@ def test_the_site_works_without_javascript(browser, session, sink, live_server):
     page.goto(links(wait_for_mail(sink, 1), "/confirm/")[0])
     page.click("text=Yes, subscribe me")
     page.wait_for_selector("text=You are subscribed")
-    assert find_subscriber(session, "grace@example.org").timezone == "Asia/Tokyo"
+    grace = find_subscriber(session, "grace@example.org")
+    assert grace is not None
+    assert grace.timezone == "Asia/Tokyo"
     context.close()
 
 

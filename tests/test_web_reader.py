@@ -143,7 +143,7 @@ def test_preferences_list_the_judged_papers_and_forget_one(session, smtp_setting
     less = url_path(links(message, "/feedback/")[5])  # "less like this" of the third
     web.post(less, data={"csrf_token": csrf_token(web, less)})
     judged = {f.paper_id: f.kind for f in session.exec(select(Feedback))}
-    titles = {p.id: p.title for p in session.exec(select(Paper).where(Paper.id.in_(list(judged))))}
+    titles = {p.id: p.title for p in session.exec(select(Paper).where(col(Paper.id).in_(list(judged))))}
     url = url_path(links(message, "/preferences/")[0])
     page = web.get(url)
     more_part, less_part = page.text.split("More like these")[1].split("Less like these")

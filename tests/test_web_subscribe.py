@@ -46,6 +46,7 @@ def test_sign_up_creates_a_pending_subscriber_and_mails_a_confirmation_link(sess
                        suggested=["RAG", "agents"], frequency="weekly", send_hour="6", timezone="Europe/Paris")
     assert response.status_code == 200 and "Check your inbox" in response.text
     subscriber = find_subscriber(session, "Ada@example.org")
+    assert subscriber is not None
     assert subscriber.status == "pending" and subscriber.consent == ""
     assert (subscriber.keywords, subscriber.frequency, subscriber.send_hour, subscriber.timezone) == (
         ["KV cache", "RAG", "agents"], "weekly", 6, "Europe/Paris")
@@ -82,7 +83,7 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(session, web
         response = sign_up(web, address, interests="something else")
         answers[address] = (response.status_code, response.text.replace(address, "ADDRESS"))
     assert len(set(answers.values())) == 1
-    by_recipient = {}
+    by_recipient: dict[str, list[str]] = {}
     for message in received(sink):
         by_recipient.setdefault(message["To"], []).append(message["Subject"])
     assert by_recipient == {
@@ -93,7 +94,9 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(session, web
     already = next(m for m in received(sink) if m["To"] == "active@example.org")
     assert links(already, "/preferences/") and "already subscribed" in text_part(already)
     session.expire_all()
-    assert find_subscriber(session, "active@example.org").interests == "robotics"  # typing an address changes nothing
+    active = find_subscriber(session, "active@example.org")
+    assert active is not None
+    assert active.interests == "robotics"  # typing an address changes nothing
 
 
 def test_bad_input_shows_the_form_again_with_what_was_typed(session, web, sink):
@@ -176,6 +179,7 @@ def test_an_unreachable_redis_does_not_block_sign_ups(session, sink, settings):
 def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, settings, monkeypatch):
     sign_up(web, "ada@example.org")
     subscriber = find_subscriber(session, "ada@example.org")
+    assert subscriber is not None
     old = make_old_token(monkeypatch, "confirm", subscriber, 8, settings)
     expired = web.get(f"/confirm/{old}")
     assert expired.status_code == 400 and "This link has expired" in expired.text
@@ -194,6 +198,7 @@ def test_an_expired_confirmation_link_offers_a_new_one(session, web, sink, setti
 def test_bad_tampered_and_cross_purpose_confirmation_links_get_a_clear_page(settings, session, web, monkeypatch):
     sign_up(web, "ada@example.org")
     subscriber = find_subscriber(session, "ada@example.org")
+    assert subscriber is not None
     good = make_token("confirm", subscriber.id, subscriber.email, settings)
     for token in ("garbage", good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
                   make_token("unsubscribe", subscriber.id, subscriber.email, settings),
@@ -228,10 +233,14 @@ def test_two_sign_ups_of_one_new_address_at_once_make_one_subscriber(session, se
 
     first, owed = consent.request_subscription(session, "ada@example.org")
     session.commit()
-    looks = []  # the later request's first look happened before the earlier one committed
+    looks: list[str] = []  # the later request's first look happened before the earlier one committed
     real_find = consent.find_subscriber
-    monkeypatch.setattr(consent, "find_subscriber",
-                        lambda s, a: real_find(s, a) if looks.append(a) or len(looks) > 1 else None)
+
+    def later_find(s, a):
+        looks.append(a)
+        return real_find(s, a) if len(looks) > 1 else None
+
+    monkeypatch.setattr(consent, "find_subscriber", later_find)
     second, owed_again = consent.request_subscription(session, "ada@example.org")
     session.commit()
     assert (owed, owed_again) == (consent.CONFIRM, consent.CONFIRM) and first.id == second.id

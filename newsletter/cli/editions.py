@@ -50,7 +50,7 @@ def editions_show(edition_key: str = typer.Argument(..., metavar="ID", help=EDIT
         row = _edition_rows(session, [edition])[0]
         failures = session.exec(
             select(Subscriber.email, Delivery.error).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
-            .where(Delivery.edition_id == edition.id, col(Delivery.status) == DeliveryStatus.failed)
+            .where(col(Delivery.edition_id) == edition.id, col(Delivery.status) == DeliveryStatus.failed)
             .order_by(col(Delivery.id).desc()).limit(FAILURES_SHOWN)).all()
     row["failures"] = [{"email": email, "error": error} for email, error in failures]
     if as_json:

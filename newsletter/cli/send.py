@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import asdict
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -37,7 +38,7 @@ class StopOnCtrlC:
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._previous: Any = None  # the SIGINT handler to put back
 
     def __enter__(self) -> StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():
@@ -191,12 +192,12 @@ def _dry_run(session: Session, the_day, settings: Settings, only_ids: list[int] 
     from newsletter.editions import plan_edition
 
     plan = plan_edition(session, the_day, settings, only=only_ids)  # a closed edition refuses, as a real send would
-    edition = session.get(Edition, plan.edition_id)
+    edition = session.get_one(Edition, plan.edition_id)
     query = (select(Delivery, Subscriber).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
-             .where(Delivery.edition_id == plan.edition_id).order_by(col(Delivery.id)))
+             .where(col(Delivery.edition_id) == plan.edition_id).order_by(col(Delivery.id)))
     if only_ids is not None:
-        query = query.where(Delivery.subscriber_id.in_(only_ids))
-    rows = []
+        query = query.where(col(Delivery.subscriber_id).in_(only_ids))
+    rows: list[dict[str, Any]] = []
     for delivery, subscriber in session.exec(query).all():
         picks = delivery_picks(session, delivery.id)
         rows.append({"email": subscriber.email, "status": delivery.status, "papers": len(picks),

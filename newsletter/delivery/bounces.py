@@ -23,13 +23,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage as Message  # what the default policy parses into
 from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import default
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
 from newsletter.delivery.envelope import delivery_from_bounce_address
@@ -74,7 +74,7 @@ def read_mailbox(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise InvalidInput(f"{path} is a folder but not a Maildir (no cur/ or new/)")
-        box = mailbox.Maildir(str(path), factory=None, create=False)
+        box: mailbox.Mailbox = mailbox.Maildir(str(path), factory=None, create=False)
     elif path.is_file():
         with path.open("rb") as handle:
             if not handle.read(5) == b"From ":
@@ -188,7 +188,7 @@ def _match(session: Session, message: Message, original: Message | None, setting
                 return subscriber, "list-unsubscribe", None
         recipient_addresses = [_address(original.get("To"))] + recipient_addresses
     for address in filter(None, recipient_addresses):
-        subscriber = session.exec(select(Subscriber).where(Subscriber.email == address.lower())).first()
+        subscriber = session.exec(select(Subscriber).where(col(Subscriber.email) == address.lower())).first()
         if subscriber is not None:
             return subscriber, "address", None
     return None, None, None
@@ -227,7 +227,7 @@ def _apply(session: Session, finding: Finding, digest: str, settings: Settings, 
 
 
 def _processed_digests(session: Session) -> set[str]:
-    details = session.exec(select(Event.detail).where(Event.kind.in_(HANDLED_KINDS))).all()
+    details = session.exec(select(Event.detail).where(col(Event.kind).in_(HANDLED_KINDS))).all()
     return {d["report"] for d in details if isinstance(d, dict) and d.get("report")}
 
 
@@ -246,8 +246,9 @@ def _delivery_status_blocks(message: Message) -> list[Message]:
         if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             if isinstance(payload, list):
-                return payload
-            return [HeaderParser().parsestr(group) for group in re.split(r"\r?\n\s*\r?\n", str(payload)) if group]
+                return [block for block in payload if isinstance(block, Message)]
+            return [HeaderParser(policy=default).parsestr(group)
+                    for group in re.split(r"\r?\n\s*\r?\n", str(payload)) if group]
     return []
 
 
@@ -255,9 +256,9 @@ def _feedback_fields(message: Message) -> Message:
     for part in message.walk():
         if part.get_content_type() == "message/feedback-report":
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
-            return HeaderParser().parsestr(str(payload))
+            return HeaderParser(policy=default).parsestr(str(payload))
     return Message()
 
 
@@ -267,10 +268,11 @@ def _original_headers(message: Message) -> Message | None:
         content_type = part.get_content_type()
         if content_type == "message/rfc822":
             payload = part.get_payload()
-            return payload[0] if isinstance(payload, list) and payload else None
+            return payload[0] if isinstance(payload, list) and payload and isinstance(payload[0], Message) else None
         if content_type == "text/rfc822-headers":
-            raw = part.get_payload(decode=True) or b""
-            return BytesHeaderParser(policy=default).parsebytes(raw)
+            raw = part.get_payload(decode=True)
+            return BytesHeaderParser(policy=default).parsebytes(
+                raw if isinstance(raw, bytes) else b"")
     return None
 
 

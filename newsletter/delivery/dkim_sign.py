@@ -41,6 +41,7 @@ def dkim_signer(settings: Settings) -> Callable[[bytes], bytes] | None:
     """A function bytes -> signed bytes when DKIM is configured, else None. Reads the key once, fails early."""
     if not dkim_enabled(settings):
         return None
+    assert settings.dkim_key_path is not None  # dkim_enabled checked it
     key = _private_key(Path(settings.dkim_key_path))
     selector = settings.dkim_selector.encode()
     domain = (settings.dkim_domain or address_domain(settings.from_address)).encode()

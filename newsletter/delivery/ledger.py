@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, or_, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
@@ -30,33 +31,34 @@ from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, 
 
 DEFAULT_LEASE = timedelta(minutes=15)
 
-_row = Delivery.__table__.c
+_TABLE: Table = Delivery.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+_row = _TABLE.c
 
 
 def _subscriber_field(column):
-    return (select(column).where(Subscriber.id == _row.subscriber_id)
-            .correlate(Delivery.__table__).scalar_subquery().label(column.key))
+    return (select(column).where(col(Subscriber.id) == _row.subscriber_id)
+            .correlate(_TABLE).scalar_subquery().label(column.key))
 
 
-_EDITION_OPEN = (select(Edition.id).where(Edition.id == _row.edition_id,  # two != rather than NOT IN: no
+_EDITION_OPEN = (select(Edition.id).where(col(Edition.id) == _row.edition_id,  # two != rather than NOT IN: no
                                           col(Edition.status) != EditionStatus.paused.value,  # per-call expansion
                                           col(Edition.status) != EditionStatus.cancelled.value)
-                 .correlate(Delivery.__table__).exists())
+                 .correlate(_TABLE).exists())
 _CLAIMABLE = (_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
               or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
 _CLAIM_RETURNS = (_row.subscriber_id, _row.attempts, *map(_subscriber_field, (
     Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces)))
-_CLAIM = (update(Delivery.__table__).where(*_CLAIMABLE)
+_CLAIM = (update(_TABLE).where(*_CLAIMABLE)
           .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
           .returning(*_CLAIM_RETURNS))
 # PostgreSQL: a row another sender has locked (it is claiming it right now) is skipped, not waited for.
 _UNLOCKED = (select(_row.id).where(*_CLAIMABLE).with_for_update(skip_locked=True)
              .correlate(None).scalar_subquery())
-_CLAIM_SKIP_LOCKED = (update(Delivery.__table__).where(_row.id == _UNLOCKED, *_CLAIMABLE)
+_CLAIM_SKIP_LOCKED = (update(_TABLE).where(_row.id == _UNLOCKED, *_CLAIMABLE)
                       .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"),
                               attempts=_row.attempts + 1)
                       .returning(*_CLAIM_RETURNS))
-_MARK_SENT = (update(Delivery.__table__)
+_MARK_SENT = (update(_TABLE)
               .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.sending.value)
               .values(status=DeliveryStatus.sent.value, message_id=bindparam("message_id"),
                       sent_at=bindparam("now"), error=None, next_attempt_at=None))
@@ -74,8 +76,8 @@ class _HotStatement:
 
     def __init__(self, statement):
         self.statement = statement
-        self._compiled = {}
-        self._row_type = None
+        self._compiled: dict[str, tuple] = {}
+        self._row_type: Any = None  # a namedtuple class made from the first result's column names
 
     def run(self, db: Session | Connection, **values) -> list:
         connection = db.connection() if isinstance(db, Session) else db
@@ -83,6 +85,7 @@ class _HotStatement:
         params = {name: processors[name](value) if processors.get(name) else value
                   for name, value in compiled.construct_params(values).items()}
         driver = connection.connection.driver_connection
+        assert driver is not None, "a live DBAPI connection"
         cursor = driver.cursor()
         try:
             cursor.execute(compiled.string,
@@ -105,12 +108,12 @@ class _HotStatement:
     def _rows(self, cursor) -> list:
         names = tuple(column[0] for column in cursor.description)
         if self._row_type is None or self._row_type._fields != names:
-            self._row_type = namedtuple("Row", names)
+            self._row_type = namedtuple("Row", names)  # type: ignore[misc]  # made at run time from the columns
         return [self._row_type(*row) for row in cursor.fetchall()]
 
 
 def _due(now: datetime):
-    return or_(Delivery.next_attempt_at.is_(None), col(Delivery.next_attempt_at) <= now)
+    return or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now)
 
 
 def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int | None = None,
@@ -119,13 +122,13 @@ def pending_ids(session: Session, edition_id: int, after_id: int = 0, limit: int
     """Pending rows of an edition (of `subscriber_ids`, or among the ids `among`) in id order; by default only
     those whose retry time has come."""
     query = (select(Delivery.id)
-             .where(Delivery.edition_id == edition_id, col(Delivery.status) == DeliveryStatus.pending,
+             .where(col(Delivery.edition_id) == edition_id, col(Delivery.status) == DeliveryStatus.pending,
                     col(Delivery.id) > after_id)
              .order_by(col(Delivery.id)))
     if subscriber_ids is not None:
-        query = query.where(Delivery.subscriber_id.in_(subscriber_ids))
+        query = query.where(col(Delivery.subscriber_id).in_(subscriber_ids))
     if among is not None:
-        query = query.where(Delivery.id.in_(among))
+        query = query.where(col(Delivery.id).in_(among))
     if due_only:
         query = query.where(_due(utcnow()))
     if limit:
@@ -138,7 +141,7 @@ def next_retry_at(session: Session, edition_id: int, ids: list[int] | None = Non
     query = select(func.min(Delivery.next_attempt_at)).where(
         col(Delivery.edition_id) == edition_id, col(Delivery.status) == DeliveryStatus.pending)
     if ids is not None:
-        query = query.where(Delivery.id.in_(ids))
+        query = query.where(col(Delivery.id).in_(ids))
     return session.exec(query).one()
 
 
@@ -164,13 +167,11 @@ def mark_sent(db: Session | Connection, delivery_id: int, message_id: str) -> No
     _MARK_SENT_ROW.run(db, delivery_id=delivery_id, message_id=message_id, now=utcnow())
 
 
-def finish(session: Session, delivery_id: int, status: DeliveryStatus, *, message_id: str | None = None,
-           error: str | None = None) -> None:
-    if status == DeliveryStatus.sent:
-        return mark_sent(session, delivery_id, message_id)
-    values = {"status": status.value, "error": error, "next_attempt_at": None}
-    session.exec(update(Delivery).where(Delivery.id == delivery_id, col(Delivery.status) == DeliveryStatus.sending)
-                 .values(**values))
+def finish(session: Session, delivery_id: int, status: DeliveryStatus, *, error: str | None = None) -> None:
+    """Settle a claimed row that was not sent: `failed` or `skipped`, with the reason (mark_sent records a send)."""
+    session.exec(update(Delivery)
+                 .where(col(Delivery.id) == delivery_id, col(Delivery.status) == DeliveryStatus.sending)
+                 .values(status=status, error=error, next_attempt_at=None))
     session.commit()
 
 
@@ -180,11 +181,10 @@ def defer(session: Session, delivery_id: int, error: str, retry_at: datetime | N
 
     `count_attempt=False` takes back the attempt the claim counted (the failure was not this message's).
     """
-    values = {"status": DeliveryStatus.pending.value, "error": error, "next_attempt_at": retry_at}
-    if not count_attempt:
-        values["attempts"] = Delivery.attempts - 1
-    session.exec(update(Delivery).where(Delivery.id == delivery_id, col(Delivery.status) == DeliveryStatus.sending)
-                 .values(**values))
+    attempts = col(Delivery.attempts) - (0 if count_attempt else 1)
+    session.exec(update(Delivery)
+                 .where(col(Delivery.id) == delivery_id, col(Delivery.status) == DeliveryStatus.sending)
+                 .values(status=DeliveryStatus.pending, error=error, next_attempt_at=retry_at, attempts=attempts))
     session.commit()
 
 
@@ -193,9 +193,10 @@ def release_stale(session: Session, edition_id: int | None = None, lease: timede
 
     Only `edition_id`'s rows, or every edition's when it is None (the send tick).
     """
-    stale = [col(Delivery.status) == DeliveryStatus.sending, col(Delivery.claimed_at) < utcnow() - lease]
+    stale: list[ColumnElement[bool]] = [col(Delivery.status) == DeliveryStatus.sending,
+                                        col(Delivery.claimed_at) < utcnow() - lease]
     if edition_id is not None:
-        stale.append(Delivery.edition_id == edition_id)
+        stale.append(col(Delivery.edition_id) == edition_id)
     result = session.exec(update(Delivery).where(*stale).values(status=DeliveryStatus.pending.value)
                           .execution_options(synchronize_session=False))
     session.commit()

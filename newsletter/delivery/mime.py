@@ -123,7 +123,9 @@ def address_value(value: str) -> str:
 
 def encoded_words(text: str, max_bytes: int = 42) -> str:
     """RFC 2047 B-encoded words of 68 characters at most (RFC 2047: 75), never splitting a character's UTF-8 bytes."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in text:
         width = len(char.encode("utf-8"))
         if size + width > max_bytes:

@@ -40,7 +40,7 @@ def preview_email(session: Session, subscriber: Subscriber, day: date,
     """What `subscriber` gets for `day`: the rendered parts and the whole message as it would go to the server."""
     delivery = session.exec(
         select(Delivery).join(Edition, col(Edition.id) == Delivery.edition_id)
-        .where(Edition.date == day, col(Delivery.subscriber_id) == subscriber.id)
+        .where(col(Edition.date) == day, col(Delivery.subscriber_id) == subscriber.id)
     ).first()
     if delivery is not None and delivery.id is not None:
         picks = delivery_picks(session, delivery.id)

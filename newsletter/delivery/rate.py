@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Protocol
 
 from newsletter.config import Settings
 from newsletter.errors import DeliveryError
@@ -26,6 +27,13 @@ local interval = tonumber(ARGV[1])
 redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', math.ceil(interval / 1000) + 1000)
 return slot - now_us
 """
+
+
+class RateLimit(Protocol):
+    def wait(self) -> None:
+        """Block until this process may send its next message."""
+
+    def close(self) -> None: ...
 
 
 class NoLimit:
@@ -81,7 +89,7 @@ class RedisRateLimit:
         self._client.close()
 
 
-def rate_limit_for(settings: Settings):
+def rate_limit_for(settings: Settings) -> RateLimit:
     if settings.send_rate <= 0:
         return NoLimit()
     if settings.send_rate_shared:

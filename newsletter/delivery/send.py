@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Row, update
+from sqlalchemy import Connection, Engine, Row, update
 from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
@@ -24,7 +24,7 @@ from newsletter.delivery import ledger
 from newsletter.delivery.dkim_sign import dkim_signer
 from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.message import delivery_message_id, message_bytes
-from newsletter.delivery.rate import rate_limit_for
+from newsletter.delivery.rate import RateLimit, rate_limit_for
 from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.log import event
@@ -89,11 +89,14 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     if edition is None or edition.status in (EditionStatus.paused, EditionStatus.cancelled):
         return report
     ledger.release_stale(session, edition_id, settings.delivery_lease)
-    run = _Run(session, edition, settings, report, compose or _Renderer(session, edition, settings), on_progress,
-               should_stop)
+    compose = compose or _Renderer(session, edition, settings)
+    sign = dkim_signer(settings)  # reads the key now: a bad key fails before anything is claimed
+    rate_limit = rate_limit_for(settings)
     deadline = time.monotonic() + wait_for_retries
     try:
-        with SmtpSender(settings) as run.sender, session.get_bind().connect() as run.ledger_db:
+        with SmtpSender(settings) as sender, _ledger_connection(session) as ledger_db:
+            run = _Run(session, edition, settings, report, compose, sign, rate_limit, sender, ledger_db,
+                       on_progress, should_stop)
             ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
             while run.send_all(ids) and run.waiting:
                 retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
@@ -102,9 +105,9 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
                     break
                 time.sleep(max(0.0, pause))
                 ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
+            report.deferred = len(run.waiting)
     finally:
-        run.rate_limit.close()
-    report.deferred = len(run.waiting)
+        rate_limit.close()
     _update_edition_status(session, edition)
     return report
 
@@ -125,31 +128,35 @@ class _Renderer:
         self.picks.update(picks_of_deliveries(self.session, delivery_ids, self.papers))
         self.subscribers = {subscriber.id: subscriber for subscriber in self.session.exec(
             select(Subscriber).join(Delivery, col(Delivery.subscriber_id) == Subscriber.id)
-            .where(Delivery.id.in_(delivery_ids)))}
+            .where(col(Delivery.id).in_(delivery_ids)))}
 
     def __call__(self, delivery_id: int, subscriber_id: int) -> bytes:
         picks = self.picks.pop(delivery_id, None)
         if picks is None:  # not prefetched (a retry of a deferred row)
             picks = picks_of_deliveries(self.session, [delivery_id], self.papers).get(delivery_id, [])
-        subscriber = self.subscribers.get(subscriber_id) or self.session.get(Subscriber, subscriber_id)
+        subscriber = self.subscribers.get(subscriber_id) or self.session.get_one(Subscriber, subscriber_id)
         rendered = render_for(subscriber, self.edition.date, picks, self.trending_pool, self.settings)
         return message_bytes(rendered, subscriber, delivery_message_id(self.edition.id, delivery_id, self.settings),
                              self.settings)
+
+
+def _ledger_connection(session: Session) -> Connection:
+    """A connection of its own for the per-message ledger statements (no ORM overhead). The session commits its
+    own writes before any ledger write, so the two never wait on each other."""
+    bind = session.get_bind()
+    return (bind if isinstance(bind, Engine) else bind.engine).connect()
 
 
 class _Run:
     """One send_edition call: the open SMTP connection, the pacing, the signer and the rows it deferred."""
 
     def __init__(self, session: Session, edition: Edition, settings: Settings, report: SendReport,
-                 compose: Composer, on_progress, should_stop):
+                 compose: Composer, sign: Callable[[bytes], bytes] | None, rate_limit: RateLimit,
+                 sender: SmtpSender, ledger_db: Connection, on_progress, should_stop):
         self.session, self.edition, self.settings, self.report = session, edition, settings, report
-        self.compose, self.on_progress, self.should_stop = compose, on_progress, should_stop
-        self.sign = dkim_signer(settings)  # reads the key now: a bad key fails before anything is claimed
-        self.rate_limit = rate_limit_for(settings)
-        self.sender: SmtpSender | None = None
-        # The per-message ledger statements go through a connection of their own (no ORM overhead). The
-        # session commits its own writes before any ledger write, so the two never wait on each other.
-        self.ledger_db = None
+        self.compose, self.sign, self.rate_limit = compose, sign, rate_limit
+        self.sender, self.ledger_db = sender, ledger_db
+        self.on_progress, self.should_stop = on_progress, should_stop
         self.waiting: set[int] = set()  # rows this run deferred and may retry
         self.stopped = False
 
@@ -193,7 +200,7 @@ class _Run:
 
     def _edition_closed(self) -> bool:
         """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
-        status = self.ledger_db.execute(select(Edition.status).where(Edition.id == self.edition.id)).scalar_one()
+        status = self.ledger_db.execute(select(Edition.status).where(col(Edition.id) == self.edition.id)).scalar_one()
         self.ledger_db.commit()
         if status in (EditionStatus.paused, EditionStatus.cancelled):
             self.report.stopped = f"edition {status}"
@@ -253,7 +260,7 @@ class _Run:
 
     def _failed(self, delivery_id: int, recipient, error: PermanentFailure) -> None:
         ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=str(error))
-        subscriber = self.session.get(Subscriber, recipient.subscriber_id)
+        subscriber = self.session.get_one(Subscriber, recipient.subscriber_id)
         self.session.refresh(subscriber)
         record_hard_bounce(self.session, subscriber, {"delivery_id": delivery_id, "source": "smtp",
                                                       "code": error.code, "reason": str(error)})
@@ -285,7 +292,8 @@ def _update_edition_status(session: Session, edition: Edition) -> None:
     still_open = bool(ledger.pending_ids(session, edition.id, limit=1, due_only=False))
     session.exec(
         update(Edition)
-        .where(Edition.id == edition.id, col(Edition.status).not_in((EditionStatus.paused, EditionStatus.cancelled)))
+        .where(col(Edition.id) == edition.id,
+               col(Edition.status).not_in((EditionStatus.paused, EditionStatus.cancelled)))
         .values(status=(EditionStatus.sending if still_open else EditionStatus.done).value)
     )
     session.commit()

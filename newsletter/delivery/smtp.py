@@ -80,9 +80,11 @@ class SmtpSender:
 
     def collect(self) -> None:
         """Read the server's answer to the submitted message: return when accepted, raise otherwise."""
+        if self._connection is None:
+            raise TemporaryFailure("connection lost after the message was sent: not connected")
         try:
             code, message = self._connection.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError, AttributeError) as error:
+        except (smtplib.SMTPServerDisconnected, OSError) as error:
             self.close(polite=False)
             raise TemporaryFailure(f"connection lost after the message was sent: {_describe(error)}") from None
         if code >= 400:
@@ -164,6 +166,7 @@ class SmtpSender:
             return self._connection
         s = self.settings
         try:
+            connection: smtplib.SMTP
             if s.smtp_security == SmtpSecurity.ssl:
                 connection = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
                                               context=_tls_context(s))

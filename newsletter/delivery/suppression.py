@@ -9,7 +9,7 @@ addresses are never re-activated by confirming again (see subscribers.consent.co
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from newsletter.models import Event, Subscriber, SubscriberStatus
 
@@ -56,4 +56,4 @@ def record_soft_bounce(session: Session, subscriber: Subscriber, detail: dict, l
 
 
 def reset_soft_bounces(session: Session, subscriber_id: int) -> None:
-    session.exec(update(Subscriber).where(Subscriber.id == subscriber_id).values(soft_bounces=0))
+    session.exec(update(Subscriber).where(col(Subscriber.id) == subscriber_id).values(soft_bounces=0))

@@ -50,7 +50,7 @@ def _check_depth(text: str, source: str) -> None:
 def _paper(item: object, index: int, source: str) -> PaperIn:
     if not isinstance(item, dict):
         raise FeedError(source, f"item {index} is not an object")
-    paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
+    paper: dict = item["paper"] if isinstance(item.get("paper"), dict) else item
 
     def first(*names: str) -> object:
         """The paper's own value of the first name it has, else the item's."""

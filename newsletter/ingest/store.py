@@ -80,10 +80,11 @@ def upsert_papers(session: Session, papers: list[PaperIn], source: str) -> Inges
 
 def _find(session: Session, incoming: PaperIn) -> Paper | None:
     if incoming.arxiv_id:
-        found = session.exec(select(Paper).where(Paper.external_id == incoming.arxiv_id)).first()
+        found = session.exec(select(Paper).where(col(Paper.external_id) == incoming.arxiv_id)).first()
         if found:
             return found
-    same_title = session.exec(select(Paper).where(Paper.title_key == incoming.title_key).order_by(col(Paper.id))).all()
+    same_title = session.exec(select(Paper).where(col(Paper.title_key) == incoming.title_key)
+                              .order_by(col(Paper.id))).all()
     return _title_match(incoming, list(same_title))
 
 
@@ -93,7 +94,8 @@ def _title_match(incoming: PaperIn, rows: list[Paper]) -> Paper | None:
     untitled = [r for r in rows if r.external_id.startswith("title:")]
     if incoming.arxiv_id:
         return untitled[0] if untitled else None
-    return (untitled or rows or [None])[0]
+    candidates = untitled or rows
+    return candidates[0] if candidates else None
 
 
 def _new_row(incoming: PaperIn) -> Paper:

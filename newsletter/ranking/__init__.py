@@ -26,7 +26,7 @@ def candidate_papers(session: Session, day: date, window_days: int) -> list[Pape
     """Papers ingested or published in the `window_days` up to the end of `day`."""
     end = edition_end(day)
     start = end - timedelta(days=window_days)
-    recent = or_(Paper.ingested_at.between(start, end), col(Paper.published_at).between(start, end))
+    recent = or_(col(Paper.ingested_at).between(start, end), col(Paper.published_at).between(start, end))
     return list(session.exec(select(Paper).where(recent).order_by(col(Paper.id))))
 
 
@@ -61,10 +61,10 @@ def sent_papers_of(session: Session, subscriber_ids: Sequence[int],
     query = (
         select(Delivery.subscriber_id, Pick.paper_id)
         .join(Delivery, col(Delivery.id) == Pick.delivery_id)
-        .where(Delivery.subscriber_id.in_(subscriber_ids), col(Delivery.status) == DeliveryStatus.sent)
+        .where(col(Delivery.subscriber_id).in_(subscriber_ids), col(Delivery.status) == DeliveryStatus.sent)
     )
     if exclude_edition_id is not None:
-        query = query.where(Delivery.edition_id != exclude_edition_id)
+        query = query.where(col(Delivery.edition_id) != exclude_edition_id)
     sent: dict[int, set[int]] = {sid: set() for sid in subscriber_ids}
     for subscriber_id, paper_id in session.exec(query):
         sent[subscriber_id].add(paper_id)
@@ -76,7 +76,7 @@ def feedback_papers_of(session: Session, subscriber_ids: Sequence[int]) -> dict[
     found: dict[int, dict[str, list[Paper]]] = {sid: {"more": [], "less": []} for sid in subscriber_ids}
     rows = session.exec(select(Feedback.subscriber_id, Feedback.kind, Paper)
                         .join(Paper, col(Paper.id) == Feedback.paper_id)
-                        .where(Feedback.subscriber_id.in_(subscriber_ids)).order_by(col(Feedback.id)))
+                        .where(col(Feedback.subscriber_id).in_(subscriber_ids)).order_by(col(Feedback.id)))
     for subscriber_id, kind, paper in rows:
         found[subscriber_id][kind].append(paper)
     return found

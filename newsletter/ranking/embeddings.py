@@ -112,12 +112,26 @@ def paper_vector(paper: Paper) -> np.ndarray | None:
     return from_bytes(paper.embedding)
 
 
+def vectors_of(papers: Sequence[Paper]) -> np.ndarray:
+    """The papers' unit vectors, one row each: the stored ones, and the missing ones encoded now (not stored)."""
+    stored = [paper_vector(p) for p in papers]
+    missing = [i for i, v in enumerate(stored) if v is None]
+    fresh = encode([paper_text(papers[i]) for i in missing]) if missing else None
+    rows = np.zeros((len(papers), DIMENSIONS), dtype=np.float32)
+    for i, vector in enumerate(stored):
+        if vector is not None:
+            rows[i] = vector
+    if fresh is not None:
+        rows[missing] = fresh
+    return rows
+
+
 def embed_missing(session: Session, settings: Settings, papers: Sequence[Paper] | None = None) -> int:
     """Embed the papers (default: all stored papers) that have no vector from the current model. Returns how many."""
     if not semantic_available(settings):
         return 0
     if papers is None:
-        stale = or_(Paper.embedding.is_(None), col(Paper.embedding_model) != MODEL_NAME)
+        stale = or_(col(Paper.embedding).is_(None), col(Paper.embedding_model) != MODEL_NAME)
         papers = list(session.exec(select(Paper).where(stale)))
     todo = [p for p in papers if paper_vector(p) is None]
     for batch in chunked(todo, 512):

@@ -19,7 +19,7 @@ def record_feedback(session: Session, subscriber: Subscriber, paper_id: int, kin
         raise InvalidInput(f"feedback must be one of {', '.join(KINDS)}, not {kind!r}")
     if session.get(Paper, paper_id) is None:
         raise NotFound(f"no paper {paper_id}")
-    feedback = session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber.id,
+    feedback = session.exec(select(Feedback).where(col(Feedback.subscriber_id) == subscriber.id,
                                                    col(Feedback.paper_id) == paper_id)).first()
     if feedback is None:
         feedback = Feedback(subscriber_id=subscriber.id, paper_id=paper_id, kind=kind)
@@ -33,7 +33,7 @@ def record_feedback(session: Session, subscriber: Subscriber, paper_id: int, kin
 def forget_feedback(session: Session, subscriber: Subscriber, paper_id: int) -> Paper | None:
     """Undo a reader's judgement of a paper (it may be recommended again). Returns the paper, or None when there
     was no judgement to undo."""
-    feedback = session.exec(select(Feedback).where(Feedback.subscriber_id == subscriber.id,
+    feedback = session.exec(select(Feedback).where(col(Feedback.subscriber_id) == subscriber.id,
                                                    col(Feedback.paper_id) == paper_id)).first()
     if feedback is None:
         return None
@@ -47,14 +47,14 @@ def forget_feedback(session: Session, subscriber: Subscriber, paper_id: int) -> 
 def judged_papers(session: Session, subscriber_id: int, limit: int = 100) -> list[tuple[str, Paper]]:
     """(kind, paper) of a reader's judgements, newest first."""
     rows = session.exec(select(Feedback.kind, Paper).join(Paper, col(Paper.id) == Feedback.paper_id)
-                        .where(Feedback.subscriber_id == subscriber_id)
-                        .order_by(Feedback.created_at.desc(), col(Feedback.id).desc()).limit(limit))
+                        .where(col(Feedback.subscriber_id) == subscriber_id)
+                        .order_by(col(Feedback.created_at).desc(), col(Feedback.id).desc()).limit(limit))
     return list(rows.all())
 
 
 def find_paper(session: Session, reference: str | int) -> Paper:
     """A paper by its number, or by its external id (arXiv id, "title:..."). Raises NotFound."""
-    paper = session.exec(select(Paper).where(Paper.external_id == str(reference))).first()
+    paper = session.exec(select(Paper).where(col(Paper.external_id) == str(reference))).first()
     if paper is None and str(reference).isdigit():
         paper = session.get(Paper, int(reference))
     if paper is None:
@@ -64,7 +64,7 @@ def find_paper(session: Session, reference: str | int) -> Paper:
 
 def feedback_of(session: Session, subscriber_id: int) -> dict[int, str]:
     """paper id -> "more" | "less" for one subscriber."""
-    rows = session.exec(select(Feedback.paper_id, Feedback.kind).where(Feedback.subscriber_id == subscriber_id))
+    rows = session.exec(select(Feedback.paper_id, Feedback.kind).where(col(Feedback.subscriber_id) == subscriber_id))
     return dict(rows.all())
 
 

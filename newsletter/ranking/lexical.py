@@ -60,7 +60,7 @@ def interned_string(string_id: int) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased words without stop words; hyphenated words count as their parts ("mixture-of-experts")."""
-    tokens = []
+    tokens: list[str] = []
     for token in _TOKEN.findall(text.casefold()):
         if "-" in token:
             tokens.extend(part for part in token.split("-") if part and part not in STOPWORDS)
@@ -132,6 +132,7 @@ class TermIndex:
         ids = np.concatenate(term_ids) if term_ids else np.zeros(0, dtype=np.int64)
         values = np.concatenate(weights).astype(np.float32) if weights else np.zeros(0, dtype=np.float32)
         table = self._column_of_id
+        assert table is not None, "built by TermIndex.build"
         cols = np.where(ids < len(table), table[np.minimum(ids, len(table) - 1)], -1)  # ids newer than the index: -1
         known = cols >= 0
         rows, cols, values = rows[known], cols[known], values[known]

@@ -320,22 +320,11 @@ class CandidatePool:
         if not papers:
             return np.zeros((0, self.features.shape[1]), dtype=np.float32)
         if self.vectors is not None:
-            stored = [embeddings.paper_vector(p) for p in papers]
-            if any(v is None for v in stored):
-                fresh = iter(embeddings.encode([embeddings.paper_text(p) for p, v in zip(papers, stored) if v is None]))
-                stored = [v if v is not None else next(fresh) for v in stored]
-            return np.stack(stored).astype(np.float32)
+            return embeddings.vectors_of(papers)
         return self.index.query_matrix([query_terms(f"{p.title} {p.abstract}") for p in papers]).toarray()
 
     def _paper_vectors(self) -> np.ndarray:
-        stored = [embeddings.paper_vector(p) for p in self.papers]
-        missing = [i for i, v in enumerate(stored) if v is None]
-        if missing:  # normally none: papers are embedded at ingest
-            for i, vector in zip(missing, embeddings.encode([embeddings.paper_text(self.papers[i]) for i in missing])):
-                stored[i] = vector
-        if not stored:
-            return np.zeros((0, embeddings.DIMENSIONS), dtype=np.float32)
-        return np.stack(stored).astype(np.float32)
+        return embeddings.vectors_of(self.papers)  # stored at ingest; any missing one is encoded here
 
     # -- explanations ----------------------------------------------------------------------------------------------
 

@@ -142,8 +142,8 @@ def _cached_fragment(template: Template, result: type) -> Callable:
         return render(paper.title, paper.url, paper.pdf_url, paper.code_url, paper.authors_line, paper.upvotes,
                       paper.snippet)
 
-    fragment.cache_clear = render.cache_clear
-    fragment.is_paper_fragment = True
+    fragment.cache_clear = render.cache_clear  # type: ignore[attr-defined]  # a filter that can be reset
+    fragment.is_paper_fragment = True  # type: ignore[attr-defined]
     return fragment
 
 

@@ -16,6 +16,7 @@ import hmac
 from datetime import date
 from email import message_from_bytes
 from email.policy import default
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -91,7 +92,8 @@ def signed_in(request: Request, location: str) -> RedirectResponse:
     return response
 
 
-async def signed_in_redirect(request: Request, error: SignedIn) -> RedirectResponse:
+async def signed_in_redirect(request: Request, error: Exception) -> RedirectResponse:
+    assert isinstance(error, SignedIn)
     return signed_in(request, error.location)
 
 
@@ -151,7 +153,7 @@ def _preview(subscriber: str, day: date | None, settings: Settings):
 @router.get("/admin/preview")
 def admin_preview(settings: AppSettings, subscriber: str = "", day: date | None = Query(None, alias="date")):
     day = day or today()
-    context = {"subscriber": subscriber, "day": day, "home_url": "/admin", "found": bool(subscriber)}
+    context: dict[str, Any] = {"subscriber": subscriber, "day": day, "home_url": "/admin", "found": bool(subscriber)}
     if subscriber:
         email, rendered, message = _preview(subscriber, day, settings)
         params = {"subscriber": subscriber, "date": day.isoformat()}

@@ -37,7 +37,7 @@ def showcase(session: Session, day: date, settings: Settings, limit: int) -> tup
 @router.get("/archive")
 def archive_index(settings: AppSettings):
     with database(settings) as session:
-        days = session.exec(select(Edition.date).where(Edition.date <= today())
+        days = session.exec(select(col(Edition.date)).where(col(Edition.date) <= today())
                             .order_by(col(Edition.date).desc()).limit(ARCHIVE_DAYS)).all()
     return page("archive_index.html", days=[(d, date_label(d)) for d in days])
 
@@ -45,7 +45,7 @@ def archive_index(settings: AppSettings):
 @router.get("/archive/{day}")
 def archive_day(day: date, settings: AppSettings):
     with database(settings) as session:
-        if day > today() or session.exec(select(Edition.id).where(Edition.date == day)).first() is None:
+        if day > today() or session.exec(select(Edition.id).where(col(Edition.date) == day)).first() is None:
             raise NotFound(f"there is no edition for {day.isoformat()}")
         kind, papers = showcase(session, day, settings, ARCHIVE_PAPERS)
     return page("archive_day.html", day=day, label=date_label(day), kind=kind, papers=papers)
@@ -61,7 +61,7 @@ def view_in_browser(token: str, settings: AppSettings):
         except ValueError:
             raise BadToken("this link is not valid") from None
         delivery = session.exec(select(Delivery).join(Edition, col(Edition.id) == Delivery.edition_id)
-                                .where(Edition.date == day, col(Delivery.subscriber_id) == subscriber.id)).first()
+                                .where(col(Edition.date) == day, col(Delivery.subscriber_id) == subscriber.id)).first()
         if delivery is None:
             raise NotFound(f"there is no edition of {day.isoformat()} for this subscription")
         rendered, _ = preview_email(session, subscriber, day, settings)

@@ -53,7 +53,8 @@ def profile_fields(form: FormData) -> dict:
 
 def echo(form: FormData) -> dict:
     """What the person typed, to fill the form again after an error (nothing typed is lost)."""
-    values = {name: value for name, value in form.items() if isinstance(value, str) and name != "csrf_token"}
+    values: dict[str, str | list[str]] = {name: value for name, value in form.items()
+                                          if isinstance(value, str) and name != "csrf_token"}
     values["suggested"] = [v for v in form.getlist("suggested") if isinstance(v, str)]
     return values
 

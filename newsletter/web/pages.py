@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 from fastapi import Request
@@ -18,19 +19,19 @@ def _env() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def page(name: str, status_code: int = 200, request: Request | None = None, headers: dict | None = None,
+def page(name: str, status_code: int = 200, request: Request | None = None, headers: Mapping[str, str] | None = None,
          **context) -> HTMLResponse:
     """Render templates/pages/`name`. Give `request` when the page has a form: it then carries a CSRF token."""
     fresh_cookie = None
     if request is not None:
         context["csrf_token"], fresh_cookie = csrf.form_token(request)
     response = HTMLResponse(_env().get_template(name).render(**context), status_code=status_code, headers=headers)
-    if fresh_cookie:
+    if fresh_cookie and request is not None:
         csrf.set_cookie(response, request, fresh_cookie)
     return response
 
 
-def message_page(heading: str, message: str, status_code: int = 200, headers: dict | None = None,
+def message_page(heading: str, message: str, status_code: int = 200, headers: Mapping[str, str] | None = None,
                  **context) -> HTMLResponse:
     """A page with one heading and one paragraph (optionally one link: link_url, link_label)."""
     return page("message.html", status_code=status_code, headers=headers, heading=heading,

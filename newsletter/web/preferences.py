@@ -37,10 +37,10 @@ class ReceivedEdition:
 def received_editions(session: Session, subscriber: Subscriber, settings: Settings) -> list[ReceivedEdition]:
     """The subscriber's last sent editions, newest first, each with its signed "view in browser" link."""
     rows = session.exec(
-        select(Edition.date, func.count(Pick.id))
+        select(col(Edition.date), func.count(col(Pick.id)))
         .join(Delivery, col(Delivery.edition_id) == Edition.id)
         .join(Pick, col(Pick.delivery_id) == Delivery.id, isouter=True)
-        .where(Delivery.subscriber_id == subscriber.id, col(Delivery.status) == DeliveryStatus.sent)
+        .where(col(Delivery.subscriber_id) == subscriber.id, col(Delivery.status) == DeliveryStatus.sent)
         .group_by(col(Edition.date)).order_by(col(Edition.date).desc()).limit(EDITIONS_SHOWN)
     ).all()
     return [ReceivedEdition(day, count, view_path(subscriber, day, settings)) for day, count in rows]

@@ -14,7 +14,7 @@ from newsletter.config import Settings
 from newsletter.ingest import parse_source, read_source, sample_sources
 from newsletter.ingest.paper_in import PaperIn
 from newsletter.links import edition_links, feedback_url
-from newsletter.models import Paper, Subscriber
+from newsletter.models import Paper, Subscriber, SubscriberStatus
 from newsletter.render import PaperView, paper_view
 
 AUTHORS = ["Alice Zhang", "李明", "José Álvarez-Ruiz", "Søren Kierkegaard-Nielsen", "Nguyễn Thị Minh Khai",
@@ -49,8 +49,8 @@ def full_paper(paper: PaperIn, number: int) -> Paper:
 
 
 def sample_subscriber(number: int) -> Subscriber:
-    return Subscriber(id=number, email=f"reader{number}@example.org", name=f"Reader {number}", status="active",
-                      interests=INTERESTS)
+    return Subscriber(id=number, email=f"reader{number}@example.org", name=f"Reader {number}",
+                      status=SubscriberStatus.active, interests=INTERESTS)
 
 
 def edition_views(subscriber: Subscriber, picks: list[Paper], trending: list[Paper],
