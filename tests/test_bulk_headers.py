@@ -18,6 +18,7 @@ from newsletter.delivery.send import send_edition
 from newsletter.errors import DeliveryError
 from newsletter.models import Delivery
 from subscribers.tokens import read_token
+from tests.conftest import service_unavailable
 from tests.helpers import configured, planned
 
 
@@ -68,7 +69,7 @@ def test_verp_bounce_address_names_the_delivery_and_is_signed(session, settings,
 @pytest.fixture(scope="module")
 def dkim_key(tmp_path_factory):
     if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a test key")
+        service_unavailable("openssl is needed to make a test key (apt-get install openssl)")
     folder = tmp_path_factory.mktemp("dkim")
     key = folder / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)

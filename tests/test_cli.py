@@ -9,6 +9,7 @@ from pathlib import Path
 
 from newsletter.clock import today
 from tests.conftest import FIXTURES
+from tests.helpers import html_part, received, text_part, without_tokens
 
 
 def test_subscribers_add_list_remove(settings, cli):
@@ -61,6 +62,25 @@ def test_preview_writes_the_exact_email(settings, tmp_path, cli):
     assert same((tmp_path / "a.html").read_bytes().decode()) == same(html)  # tokens carry their signing time
     assert same((tmp_path / "a.txt").read_bytes().decode()) == same(text)
     assert cli("preview", "nobody@example.org").exit_code == 1
+
+
+def test_the_preview_is_the_message_that_is_then_sent(settings, session, sink, tmp_path, cli):
+    cli("ingest", "--sample")
+    cli("subscribers", "add", "ada@example.org", "--interests", "KV cache compression for long-context inference",
+        "--keywords", "KV cache")
+    planned = cli("send", "--dry-run")  # nothing kept: the preview ranks live
+    assert planned.exit_code == 0
+    cli("preview", "ada@example.org", "--out", tmp_path / "before.eml")
+    assert cli("send").exit_code == 0
+    cli("preview", "ada@example.org", "--out", tmp_path / "after.eml")  # planned picks, the delivery's Message-ID
+    [sent] = received(sink)
+    for name in ("before.eml", "after.eml"):
+        preview = message_from_bytes((tmp_path / name).read_bytes(), policy=default)
+        assert preview["Subject"] == sent["Subject"] and preview["To"] == sent["To"]
+        assert without_tokens(html_part(preview)) == without_tokens(html_part(sent))
+        assert without_tokens(text_part(preview)) == without_tokens(text_part(sent))
+    after = message_from_bytes((tmp_path / "after.eml").read_bytes(), policy=default)
+    assert after["Message-ID"] == sent["Message-ID"] and after["List-Unsubscribe"] is not None
 
 
 def test_demo_as_a_subprocess_twice_sends_nothing_new(tmp_path):

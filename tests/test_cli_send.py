@@ -125,8 +125,13 @@ def test_pause_takes_effect_mid_run_and_resume_sends_everyone_else_once(settings
     refused = cli("send")
     assert refused.exit_code == 1 and "is paused" in refused.output and len(sink.handler.envelopes) == 3
     assert cli("editions", "pause", plan.edition_id).output.strip().endswith("was already paused")
-    resumed = cli("editions", "resume", plan.edition_id)
-    assert resumed.exit_code == 0 and "resumed" in resumed.output and "sent 5," in resumed.output
+    resumed = cli("editions", "resume", plan.edition_id, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    outcome = json.loads(resumed.stdout)  # only JSON on stdout
+    assert outcome["edition_id"] == plan.edition_id and outcome["resumed"] is True
+    assert (outcome["send"]["sent"], outcome["send"]["failed"], outcome["send"]["stopped"]) == (5, 0, "")
+    again = cli("editions", "resume", plan.edition_id, "--json")  # done now: nothing to resume, nothing sent
+    assert again.exit_code == 1 and "cannot resume" in again.stderr and again.stdout == ""
     messages = received(sink)
     assert sorted(m["To"] for m in messages) == sorted(EMAILS)
     assert len({m["Message-ID"] for m in messages}) == 8

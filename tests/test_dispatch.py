@@ -181,3 +181,31 @@ def test_the_bounce_task_reads_the_configured_mailbox(settings, tmp_path, monkey
     monkeypatch.setattr(tasks, "_settings", lambda: settings)  # what a worker reads from its environment
     report = tasks.process_bounces.apply().get()
     assert report["messages"] == 0 and report["hard_bounces"] == 0
+
+
+@pytest.mark.parametrize("day, zone", [("2026-03-29", "Europe/Berlin"),  # spring forward: 02:00 -> 03:00
+                                        ("2026-10-25", "Europe/Berlin"),  # fall back: 02:00-03:00 twice
+                                        ("2026-03-08", "America/New_York")])  # US spring forward: no 02:00
+def test_a_daylight_saving_changeover_day_sends_each_reader_once_at_the_first_tick_at_or_after_their_hour(
+        session, settings, day, zone):
+    from zoneinfo import ZoneInfo
+
+    hours = {send_hour: add(session, f"h{send_hour}@x.org", timezone=zone, send_hour=send_hour)
+             for send_hour in (0, 1, 2, 3, 7, 23)}
+    local_midnight = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(zone))
+    first_due: dict[int, datetime] = {}
+    tick = local_midnight.astimezone(UTC)
+    while tick < (local_midnight + timedelta(days=1, hours=2)).astimezone(UTC):  # hourly ticks over the local day
+        for edition_day, ids in dispatch.due_subscribers(session, tick, settings).items():
+            if edition_day.isoformat() == day:
+                plan_edition(session, edition_day, settings, only=ids)  # what the plan batch does
+                session.commit()
+                for subscriber_id in ids:
+                    assert subscriber_id not in first_due, "a reader was due twice on one local day"
+                    first_due[subscriber_id] = tick.astimezone(ZoneInfo(zone))
+        tick += timedelta(hours=1)
+    assert set(first_due) == {s.id for s in hours.values()}  # everyone once, the hour that does not exist included
+    ticks = [(local_midnight.astimezone(UTC) + timedelta(hours=h)).astimezone(ZoneInfo(zone)) for h in range(26)]
+    for send_hour, subscriber in hours.items():  # the first hourly tick of that local date at or after the hour
+        expected = next(t for t in ticks if t.date().isoformat() == day and t.hour >= send_hour)
+        assert first_due[subscriber.id] == expected, send_hour

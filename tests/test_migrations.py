@@ -20,9 +20,16 @@ def test_migrated_schema_matches_models(settings):
 
 
 def test_downgrade_and_upgrade_again(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    db.upgrade(url)
     from alembic import command
-    command.downgrade(db.alembic_config(url), "base")
+    from sqlalchemy import inspect
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    head = ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
     db.upgrade(url)
-    assert db.current_revision(url) is not None
+    command.downgrade(db.alembic_config(url), "base")
+    assert db.current_revision(url) is None
+    assert set(inspect(db.get_engine(url)).get_table_names()) <= {"alembic_version"}  # every table gone
+    db.upgrade(url)
+    assert db.current_revision(url) == head
+    with db.get_engine(url).connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []

@@ -1,10 +1,9 @@
-"""The messages-per-second cap: per process, and shared by several senders through Redis (db 5 in tests)."""
+"""The messages-per-second cap: per process, and shared by several senders through Redis (the test's key prefix)."""
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 import redis
@@ -13,8 +12,6 @@ from newsletter.delivery.rate import RATE_KEY, LocalRateLimit, RedisRateLimit
 from newsletter.delivery.send import send_edition
 from tests.helpers import configured, planned
 from tests.scripted_smtp import ScriptedSmtp
-
-REDIS_URL = "redis://127.0.0.1:6379/5"
 
 
 def test_local_cap_spaces_messages_evenly():
@@ -28,9 +25,9 @@ def test_local_cap_spaces_messages_evenly():
 
 
 @pytest.mark.redis
-def test_redis_cap_is_shared_by_two_senders():
-    key = f"test:issue5:rate:{uuid.uuid4().hex}"
-    senders = [RedisRateLimit(40, REDIS_URL, key=key) for _ in range(2)]  # as two processes would have
+def test_redis_cap_is_shared_by_two_senders(settings, redis_url):
+    key = f"{settings.redis_key_prefix}{RATE_KEY}"
+    senders = [RedisRateLimit(40, redis_url, key=key) for _ in range(2)]  # as two processes would have
     times, lock = [], threading.Lock()
 
     def send(limit):
@@ -46,27 +43,22 @@ def test_redis_cap_is_shared_by_two_senders():
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    try:
-        assert len(times) == 16
-        assert elapsed >= 15 * 0.025 * 0.95  # 16 messages at 40/s in total, not 40/s each
-        assert max(times) - min(times) >= 15 * 0.025 * 0.95
-    finally:
-        redis.Redis.from_url(REDIS_URL).delete(key)
-        for limit in senders:
-            limit.close()
+    for limit in senders:
+        limit.close()
+    assert len(times) == 16
+    assert elapsed >= 15 * 0.025 * 0.95  # 16 messages at 40/s in total, not 40/s each
+    assert max(times) - min(times) >= 15 * 0.025 * 0.95
 
 
 @pytest.mark.redis
-def test_send_edition_honours_the_shared_cap(session, settings, tmp_path):
+def test_send_edition_honours_the_shared_cap(session, settings, redis_url, tmp_path):
     with ScriptedSmtp(tmp_path / "scripted") as smtp:
         edition = planned(session, settings, *(f"reader{i}@example.org" for i in range(5)))
-        local = configured(settings, smtp, send_rate=20, send_rate_shared=True, redis_url=REDIS_URL)
+        local = configured(settings, smtp, send_rate=20, send_rate_shared=True)
         started = time.monotonic()
-        try:
-            assert send_edition(session, edition, local).sent == 5
-        finally:
-            redis.Redis.from_url(REDIS_URL).delete(RATE_KEY)
+        assert send_edition(session, edition, local).sent == 5
         assert time.monotonic() - started >= 4 * 0.05 * 0.9
+    assert redis.Redis.from_url(redis_url).exists(f"{settings.redis_key_prefix}{RATE_KEY}")  # the shared slot
 
 
 def test_unreachable_redis_is_a_clear_error():

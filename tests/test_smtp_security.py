@@ -12,6 +12,7 @@ from aiosmtpd.smtp import AuthResult
 
 from newsletter.delivery.smtp import SenderRejected, SmtpSender, TemporaryFailure
 from newsletter.sink import _free_port
+from tests.conftest import service_unavailable
 from tests.scripted_smtp import ScriptedHandler
 
 MESSAGE = (b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nMessage-ID: <t@example.org>\r\n"
@@ -21,7 +22,7 @@ MESSAGE = (b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nM
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a test certificate")
+        service_unavailable("openssl is needed to make a test certificate (apt-get install openssl)")
     folder = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"),
