@@ -1,0 +1,83 @@
+"""Refusals that name the message or the client, not the recipient, as a real Postfix words them.
+
+Found by sending through Postfix (tests/test_real_mta.py); replayed here against the scripted server so they
+hold on machines without Postfix too:
+
+- over `message_size_limit` Postfix answers `MAIL FROM:<...> SIZE=n` with "552 5.3.4 Message size exceeds fixed
+  limit": that message failed, but the envelope sender is fine (the run goes on) and so is the recipient (not
+  suppressed);
+- without AUTH, a submission service reports its client restriction at RCPT ("554 5.7.1 <host[ip]>: Client host
+  rejected: Access denied"), as it does relay refusals: the server refuses us, so sending stops and no
+  recipient is suppressed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from newsletter.delivery.send import send_edition
+from newsletter.delivery.smtp import MessageTooLarge, SenderRejected, SmtpSender
+from newsletter.models import Event
+from tests.helpers import configured, deliveries, planned, status_of
+
+READERS = ("ada@example.org", "grace@example.org", "alan@example.org")
+MESSAGE = b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nMessage-ID: <t@example.org>\r\n\r\nhi\r\n"
+
+
+def test_size_refused_at_mail_fails_each_message_without_stopping_or_suppressing(session, settings, scripted_smtp):
+    edition = planned(session, settings, *READERS)
+    scripted_smtp.handler.mail_reply = "552 5.3.4 Message size exceeds fixed limit"
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
+    assert (report.sent, report.failed, report.stopped) == (0, 3, "")  # not "refused the envelope sender"
+    rows = deliveries(session)
+    assert all(row.status == "failed" and row.error.startswith("message too large for the server (")
+               and row.error.endswith("552 5.3.4 Message size exceeds fixed limit") for row in rows.values())
+    assert {status_of(session, email) for email in READERS} == {"active"}
+    assert session.exec(select(Event).where(Event.kind == "bounce")).all() == []
+
+
+def test_size_refused_after_the_content_fails_that_message_only(session, settings, scripted_smtp):
+    edition = planned(session, settings, *READERS)
+    scripted_smtp.handler.next_data("552 5.3.4 Message size exceeds fixed maximum message size")
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
+    assert (report.sent, report.failed, report.stopped) == (2, 1, "")
+    [failed] = [row for row in deliveries(session).values() if row.status == "failed"]
+    assert failed.error.startswith("message too large for the server (")
+    assert {status_of(session, email) for email in READERS} == {"active"}
+
+
+def test_too_large_names_the_size_and_the_servers_limit(settings, scripted_smtp):
+    scripted_smtp.handler.mail_reply = "552 5.3.4 Message size exceeds fixed limit"
+    with SmtpSender(configured(settings, scripted_smtp)) as sender, pytest.raises(MessageTooLarge) as raised:
+        sender.send("ada@example.org", MESSAGE)
+    assert not raised.value.blames_recipient
+    assert str(raised.value) == (f"message too large for the server ({len(MESSAGE) + 3} bytes, its limit is "
+                                 f"33554432 bytes): 552 5.3.4 Message size exceeds fixed limit")  # aiosmtpd's SIZE
+
+
+@pytest.mark.parametrize("reply", [
+    "554 5.7.1 <localhost[127.0.0.1]>: Client host rejected: Access denied",
+    "554 5.7.1 <ada@example.org>: Relay access denied",
+    "530 5.7.0 Authentication required",
+    "553 5.7.1 <digest@example.org>: Sender address rejected: not logged in",
+])
+def test_rcpt_refusal_of_the_client_stops_and_blames_no_recipient(session, settings, scripted_smtp, reply):
+    edition = planned(session, settings, *READERS)
+    for email in READERS:
+        scripted_smtp.handler.refuse_rcpt[email] = reply
+    report = send_edition(session, edition, configured(settings, scripted_smtp))
+    assert (report.sent, report.failed) == (0, 0)
+    assert report.stopped == f"the server refused mail from us, not the recipient: {reply}"
+    assert {status_of(session, email) for email in READERS} == {"active"}
+    assert {(row.status, row.attempts) for row in deliveries(session).values()} == {("pending", 0)}
+
+
+def test_a_refused_recipient_is_still_that_recipients_failure(settings, scripted_smtp):
+    scripted_smtp.handler.refuse_rcpt["ada@example.org"] = "550 5.1.1 <ada@example.org>: Recipient address " \
+                                                           "rejected: User unknown in virtual mailbox table"
+    with SmtpSender(configured(settings, scripted_smtp)) as sender:
+        with pytest.raises(Exception) as raised:
+            sender.send("ada@example.org", MESSAGE)
+    assert not isinstance(raised.value, (SenderRejected, MessageTooLarge))
+    assert raised.value.blames_recipient and raised.value.code == 550
