@@ -1,17 +1,20 @@
-"""Refusals that name the message or the client, not the recipient, as a real Postfix words them.
-
-Found by sending through Postfix (tests/test_real_mta.py); replayed here against the scripted server so they
-hold on machines without Postfix too:
+"""What sending through a real Postfix (tests/test_real_mta.py) showed the SMTP client got wrong, replayed here
+against the scripted server so it holds on machines without Postfix too:
 
 - over `message_size_limit` Postfix answers `MAIL FROM:<...> SIZE=n` with "552 5.3.4 Message size exceeds fixed
   limit": that message failed, but the envelope sender is fine (the run goes on) and so is the recipient (not
   suppressed);
 - without AUTH, a submission service reports its client restriction at RCPT ("554 5.7.1 <host[ip]>: Client host
   rejected: Access denied"), as it does relay refusals: the server refuses us, so sending stops and no
-  recipient is suppressed.
+  recipient is suppressed;
+- under TLS each message leaves as several records, one write each, and Nagle's algorithm held every write after
+  the first until the server's delayed ACK (~40 ms): STARTTLS sending ran at ~20 messages/s. The client's
+  socket now has TCP_NODELAY.
 """
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 from sqlmodel import select
@@ -81,3 +84,9 @@ def test_a_refused_recipient_is_still_that_recipients_failure(settings, scripted
             sender.send("ada@example.org", MESSAGE)
     assert not isinstance(raised.value, (SenderRejected, MessageTooLarge))
     assert raised.value.blames_recipient and raised.value.code == 550
+
+
+def test_the_client_socket_does_not_wait_for_acks_between_writes(settings, scripted_smtp):
+    with SmtpSender(configured(settings, scripted_smtp)) as sender:
+        sender.send("ada@example.org", MESSAGE)
+        assert sender._connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
