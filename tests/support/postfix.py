@@ -195,6 +195,14 @@ class PostfixInstance:
         folder = self.maildir(address)
         return sum(1 for sub in ("new", "cur") if (folder / sub).is_dir() for _ in os.scandir(folder / sub))
 
+    def count_in_domain(self, domain: str | None = None) -> int:
+        """Messages in every Maildir of a domain (default: the readers' domain)."""
+        base = self.mail_dir / (domain or self.domain)
+        if not base.is_dir():
+            return 0
+        return sum(1 for box in os.scandir(base) for sub in ("new", "cur")
+                   if os.path.isdir(os.path.join(box.path, sub)) for _ in os.scandir(os.path.join(box.path, sub)))
+
     def queued(self) -> int:
         """Messages still in Postfix's queues (not yet delivered, bounced or expired)."""
         return sum(len(files) for name in QUEUES for _, _, files in os.walk(self.queue_dir / name))
