@@ -9,20 +9,28 @@ against the scripted server so it holds on machines without Postfix too:
   recipient is suppressed;
 - under TLS each message leaves as several records, one write each, and Nagle's algorithm held every write after
   the first until the server's delayed ACK (~40 ms): STARTTLS sending ran at ~20 messages/s. The client's
-  socket now has TCP_NODELAY.
+  socket now has TCP_NODELAY;
+- a relay accepts every edition and returns a DSN only after its queue lifetime, by which time it has accepted
+  the next editions: each acceptance reset the soft-bounce count, so soft bounces behind a relay never reached
+  NEWSLETTER_SOFT_BOUNCE_LIMIT. The row is now counted over the subscriber's deliveries.
 """
 
 from __future__ import annotations
 
+import mailbox
 import socket
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
+from newsletter.delivery.bounces import process_mailbox
+from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.send import send_edition
 from newsletter.delivery.smtp import MessageTooLarge, SenderRejected, SmtpSender
-from newsletter.models import Event
-from tests.helpers import configured, deliveries, planned, status_of
+from newsletter.editions import plan_edition
+from newsletter.models import Delivery, Event, Subscriber
+from tests.helpers import TODAY, add_active, configured, deliveries, ingest_sample, planned, status_of
 
 READERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 MESSAGE = b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nMessage-ID: <t@example.org>\r\n\r\nhi\r\n"
@@ -90,3 +98,72 @@ def test_the_client_socket_does_not_wait_for_acks_between_writes(settings, scrip
     with SmtpSender(configured(settings, scripted_smtp)) as sender:
         sender.send("ada@example.org", MESSAGE)
         assert sender._connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def soft_dsn(verp: str, recipient: str, number: int) -> bytes:
+    """A relay's DSN for a message it gave up on after its queue lifetime (Postfix words it so: failed, 4.x.x)."""
+    return (f"From: Mail Delivery System <MAILER-DAEMON@relay.example.net>\r\nTo: {verp}\r\nDelivered-To: {verp}\r\n"
+            f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{number}@relay.example.net>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n"
+            "\r\n--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example.net\r\n\r\n"
+            f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 4.4.1\r\n"
+            f"Diagnostic-Code: X-Postfix; connect to {recipient.split('@')[1]}: Connection timed out\r\n"
+            "\r\n--B--\r\n").encode()
+
+
+def test_soft_bounces_in_a_row_suppress_although_the_relay_accepted_each_next_edition(session, settings,
+                                                                                      scripted_smtp, tmp_path):
+    """A relay accepts every edition at once and returns a DSN only when its queue lifetime is over, days later,
+    after it accepted the following editions. Each acceptance used to reset the soft-bounce count, so behind a
+    relay NEWSLETTER_SOFT_BOUNCE_LIMIT was never reached. Now the row is counted over the deliveries."""
+    ingest_sample(session)
+    add_active(session, "far@example.org", "language models")
+    local = configured(settings, scripted_smtp, bounce_address="bounces@example.org", verp=True)
+    box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
+
+    def edition(offset: int) -> int:
+        plan = plan_edition(session, TODAY + timedelta(days=offset), settings)
+        session.commit()
+        assert send_edition(session, plan.edition_id, local).sent == 1  # accepted by the relay
+        return deliveries_of(session, plan.edition_id)
+
+    def returned(delivery_id: int) -> None:
+        box.add(soft_dsn(envelope_sender(delivery_id, local), "far@example.org", delivery_id))
+        process_mailbox(session, tmp_path / "bounces", local)
+
+    first, second = edition(0), edition(1)
+    returned(first)
+    returned(second)
+    third = edition(2)  # accepted: proves nothing about delivery
+    assert status_of(session, "far@example.org") == "active"
+    returned(third)
+    assert status_of(session, "far@example.org") == "bounced"
+    counts = [e.detail["count"] for e in session.exec(select(Event).where(Event.kind == "soft_bounce")
+                                                       .order_by(Event.id))]
+    assert counts == [1, 2, 3]
+    assert "3 soft bounces in a row" in session.exec(select(Event).where(Event.kind == "bounce")).one().detail["reason"]
+
+
+def test_a_delivery_that_never_bounced_ends_the_row(session, settings, scripted_smtp, tmp_path):
+    ingest_sample(session)
+    add_active(session, "far@example.org", "language models")
+    local = configured(settings, scripted_smtp, bounce_address="bounces@example.org", verp=True)
+    box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
+    sent = []
+    for offset in range(4):
+        plan = plan_edition(session, TODAY + timedelta(days=offset), settings)
+        session.commit()
+        assert send_edition(session, plan.edition_id, local).sent == 1
+        sent.append(deliveries_of(session, plan.edition_id))
+    for delivery_id in (sent[0], sent[1], sent[3]):  # the third edition was delivered: no DSN for it
+        box.add(soft_dsn(envelope_sender(delivery_id, local), "far@example.org", delivery_id))
+    process_mailbox(session, tmp_path / "bounces", local)  # read in whatever order the Maildir lists them
+    assert status_of(session, "far@example.org") == "active"
+    session.expire_all()
+    assert session.exec(select(Subscriber.soft_bounces)).one() in (1, 2)  # depends on the order read; never 3
+
+
+def deliveries_of(session, edition_id: int) -> int:
+    session.expire_all()
+    return session.exec(select(Delivery.id).where(Delivery.edition_id == edition_id)).one()

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -26,13 +27,15 @@ from email.policy import default
 import pytest
 from sqlmodel import select
 
+from newsletter.delivery.bounces import process_mailbox
 from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.send import send_edition
 from newsletter.delivery.smtp import SmtpSender
+from newsletter.editions import plan_edition
 from newsletter.ingest import ingest
 from newsletter.models import Delivery, Event, Subscriber
 from tests.conftest import FIXTURES, service_unavailable
-from tests.helpers import TODAY, add_active, deliveries, status_of
+from tests.helpers import TODAY, add_active, deliveries, ingest_sample, status_of
 from tests.support.postfix import PostfixInstance, unavailable_reason
 
 pytestmark = pytest.mark.slow
@@ -251,8 +254,6 @@ def test_message_over_the_size_limit_fails_clearly_and_suppresses_nobody(session
                 f"Message-ID: <size-{delivery_id}@example.org>\r\nMIME-Version: 1.0\r\n\r\n").encode() \
             + (b"x" * 76 + b"\r\n") * lines
 
-    from newsletter.editions import plan_edition
-
     with postfix(mailboxes=[READERS[0], big, READERS[1]], message_size_limit=limit) as mta:
         edition_id = plan_edition(session, TODAY, settings).edition_id
         session.commit()
@@ -314,3 +315,40 @@ def test_starttls_sending_is_not_held_back_by_delayed_acks(settings, postfix_rea
             elapsed = time.perf_counter() - started
         assert elapsed < 30 * 0.040 / 2, f"30 messages over STARTTLS took {elapsed:.2f} s"
         mta.wait_for_mail([READERS[0]], count=31)
+
+
+def test_a_recipient_postfix_keeps_returning_is_suppressed_after_three_editions_in_a_row(session, settings,
+                                                                                        postfix_ready):
+    """Regression: Postfix accepts each edition for SLOW at once and returns it (Action: failed, Status: 4.4.1)
+    only when its queue lifetime is over, after it has accepted the next edition. Each acceptance used to reset
+    the soft-bounce count, so such an address was never suppressed; now three editions returned in a row are
+    NEWSLETTER_SOFT_BOUNCE_LIMIT (3) soft bounces in a row, however the sends and the DSNs interleave."""
+    ingest_sample(session)
+    for email in (READERS[0], SLOW):
+        add_active(session, email, "language models")
+    with postfix(mailboxes=[READERS[0]], deferred=[SLOW], queue_lifetime=3) as mta:
+        local = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": mta.port, "smtp_timeout": 10,
+                                            "bounce_address": mta.bounce_address, "verp": True})
+
+        def edition(offset: int) -> None:
+            plan = plan_edition(session, TODAY + timedelta(days=offset), settings)
+            session.commit()
+            assert send_edition(session, plan.edition_id, local).sent == 2
+
+        def returned(count: int) -> None:
+            mta.wait_until(lambda: mta.count_delivered(mta.bounce_address) >= count, 60,
+                           f"Postfix to return {count} editions for {SLOW}")
+            process_mailbox(session, mta.bounce_maildir, local)
+
+        edition(0)
+        edition(1)
+        returned(2)
+        assert status_of(session, SLOW) == "active"
+        edition(2)  # accepted at once by Postfix, as every edition was: no proof it will be delivered
+        returned(3)
+        assert status_of(session, SLOW) == "bounced"
+        bounce = session.exec(select(Event).join(Subscriber).where(Subscriber.email == SLOW,
+                                                                  Event.kind == "bounce")).one()
+        assert bounce.detail["reason"] == "3 soft bounces in a row" and bounce.detail["status"] == "4.4.1"
+        assert status_of(session, READERS[0]) == "active"
+        assert mta.count_delivered(READERS[0]) == 3
