@@ -44,9 +44,9 @@ from newsletter.config import Settings  # noqa: E402
 from newsletter.delivery.bounces import process_mailbox  # noqa: E402
 from newsletter.delivery.send import send_edition  # noqa: E402
 from newsletter.editions import plan_edition  # noqa: E402
-from newsletter.ingest import ingest, sample_sources  # noqa: E402
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber  # noqa: E402
 from tests.support.postfix import SMTP_SINK, PostfixInstance, free_port, unavailable_reason  # noqa: E402
+from tests.support.product import ingest_sample_corpus  # noqa: E402
 
 DAY = datetime.now(timezone.utc).date()
 INTERESTS = ["efficient inference for large language models", "diffusion models for image generation",
@@ -67,8 +67,7 @@ def prepare(settings: Settings, addresses: list[str]) -> tuple[int, float]:
     db.upgrade(settings.sqlalchemy_url)
     started = time.perf_counter()
     with Session(db.get_engine(settings.sqlalchemy_url)) as session:
-        for source in sample_sources():
-            ingest(session, source)
+        ingest_sample_corpus(session, settings)
         session.add_all([Subscriber(email=email, status="active", interests=INTERESTS[i % len(INTERESTS)])
                          for i, email in enumerate(addresses)])
         session.commit()

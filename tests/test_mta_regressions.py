@@ -30,7 +30,31 @@ from newsletter.delivery.send import send_edition
 from newsletter.delivery.smtp import MessageTooLarge, SenderRejected, SmtpSender
 from newsletter.editions import plan_edition
 from newsletter.models import Delivery, Event, Subscriber
-from tests.helpers import TODAY, add_active, configured, deliveries, ingest_sample, planned, status_of
+from tests.conftest import FIXTURES
+from tests.support.product import (add_active, deliveries_by_email as deliveries, ingest_sample_corpus,
+                                   ingest_source, lexical, status_of, today_utc)
+
+@pytest.fixture
+def settings(settings):
+    """The test's settings (conftest) with lexical ranking: these tests are about mail, not the embedding model."""
+    return lexical(settings)
+
+
+def configured(settings, smtp, **extra):
+    """Settings pointing at the SMTP server `smtp`, with short timeouts and backoff so the tests stay fast."""
+    return settings.model_copy(update={"smtp_host": smtp.host, "smtp_port": smtp.port, "smtp_timeout": 0.5,
+                                       "retry_base_delay": 0.05, "retry_max_delay": 0.2, **extra})
+
+
+def planned(session, settings, *emails) -> int:
+    """Today's edition planned for these (new, active) readers from the small fixture corpus; its id."""
+    ingest_source(session, str(FIXTURES / "hf_daily_papers.json"), settings)
+    for email in emails:
+        add_active(session, email)
+    plan = plan_edition(session, today_utc(), settings)
+    session.commit()
+    return plan.edition_id
+
 
 READERS = ("ada@example.org", "grace@example.org", "alan@example.org")
 MESSAGE = b"From: digest@example.org\r\nTo: ada@example.org\r\nSubject: hi\r\nMessage-ID: <t@example.org>\r\n\r\nhi\r\n"
@@ -117,13 +141,13 @@ def test_soft_bounces_in_a_row_suppress_although_the_relay_accepted_each_next_ed
     """A relay accepts every edition at once and returns a DSN only when its queue lifetime is over, days later,
     after it accepted the following editions. Each acceptance used to reset the soft-bounce count, so behind a
     relay NEWSLETTER_SOFT_BOUNCE_LIMIT was never reached. Now the row is counted over the deliveries."""
-    ingest_sample(session)
-    add_active(session, "far@example.org", "language models")
+    ingest_sample_corpus(session, settings)
+    add_active(session, "far@example.org")
     local = configured(settings, scripted_smtp, bounce_address="bounces@example.org", verp=True)
     box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
 
     def edition(offset: int) -> int:
-        plan = plan_edition(session, TODAY + timedelta(days=offset), settings)
+        plan = plan_edition(session, today_utc() + timedelta(days=offset), settings)
         session.commit()
         assert send_edition(session, plan.edition_id, local).sent == 1  # accepted by the relay
         return deliveries_of(session, plan.edition_id)
@@ -146,13 +170,13 @@ def test_soft_bounces_in_a_row_suppress_although_the_relay_accepted_each_next_ed
 
 
 def test_a_delivery_that_never_bounced_ends_the_row(session, settings, scripted_smtp, tmp_path):
-    ingest_sample(session)
-    add_active(session, "far@example.org", "language models")
+    ingest_sample_corpus(session, settings)
+    add_active(session, "far@example.org")
     local = configured(settings, scripted_smtp, bounce_address="bounces@example.org", verp=True)
     box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
     sent = []
     for offset in range(4):
-        plan = plan_edition(session, TODAY + timedelta(days=offset), settings)
+        plan = plan_edition(session, today_utc() + timedelta(days=offset), settings)
         session.commit()
         assert send_edition(session, plan.edition_id, local).sent == 1
         sent.append(deliveries_of(session, plan.edition_id))

@@ -3,8 +3,9 @@
 Debian's Postfix, not a Python server playing one: its own RCPT-time refusals, its queue, its virtual(8) Maildir
 delivery, its DSNs (written by Postfix's bounce daemon, returned to our VERP address), its STARTTLS and Cyrus
 SASL AUTH, its size limit and a greylisting policy service. The product is driven through the `newsletter` CLI
-in a subprocess configured by environment variables (and `send_edition` where a test needs to shape the
-message), so these tests hold however the CLI's code is arranged.
+in a subprocess configured by NEWSLETTER_* variables made from the test's settings (and `send_edition` where a
+test needs to shape the message or the dates), through tests/support/product.py, so these tests hold however
+the product's code is arranged.
 
 Each test starts its own instance (about 2 s) and stops it. Without Postfix (or not as root) they are skipped,
 except under CI, where they fail: `bash scripts/setup.sh` installs the Debian packages.
@@ -13,10 +14,7 @@ except under CI, where they fail: `bash scripts/setup.sh` installs the Debian pa
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -32,11 +30,11 @@ from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.send import send_edition
 from newsletter.delivery.smtp import SmtpSender
 from newsletter.editions import plan_edition
-from newsletter.ingest import ingest
-from newsletter.models import Delivery, Event, Subscriber
+from newsletter.models import Event, Subscriber
 from tests.conftest import FIXTURES, service_unavailable
-from tests.helpers import TODAY, add_active, deliveries, ingest_sample, status_of
 from tests.support.postfix import PostfixInstance, unavailable_reason
+from tests.support.product import (add_active, deliveries_by_email as deliveries, ingest_sample_corpus,
+                                   ingest_source, lexical, run_cli, status_of, today_utc)
 
 pytestmark = pytest.mark.slow
 
@@ -66,36 +64,39 @@ def postfix(**options):
             raise
 
 
-def readers(session, *emails: str) -> None:
+@pytest.fixture
+def settings(settings):
+    """The test's settings (conftest) with lexical ranking: these tests are about mail, not the embedding model."""
+    return lexical(settings)
+
+
+def readers(session, settings, *emails: str) -> None:
     """Active subscribers interested in language models, and a small corpus that gives each of them papers."""
-    ingest(session, str(FIXTURES / "hf_daily_papers.json"))
+    ingest_source(session, str(FIXTURES / "hf_daily_papers.json"), settings)
     for email in emails:
-        add_active(session, email, "language models")
+        add_active(session, email)
 
 
-def smtp_env(mta: PostfixInstance, *, submission: bool = False, username: str | None = None,
-             password: str | None = None, **extra: str) -> dict[str, str]:
-    """NEWSLETTER_* variables for `newsletter` in a subprocess: plain SMTP to the instance's MX-style port, or
-    STARTTLS + AUTH to its submission port (the certificate verified against the instance's own)."""
-    env = {"NEWSLETTER_SMTP_HOST": "127.0.0.1", "NEWSLETTER_SMTP_PORT": str(mta.port), "NEWSLETTER_SMTP_TIMEOUT": "10",
-           "NEWSLETTER_BOUNCE_ADDRESS": mta.bounce_address, "NEWSLETTER_VERP": "true",
-           "NEWSLETTER_LOG_FORMAT": "json"}
+def through(settings, mta: PostfixInstance, *, submission: bool = False, username: str | None = None,
+            password: str | None = None, **updates):
+    """`settings` sending through the instance: plain SMTP to its MX-style port, or STARTTLS + AUTH to its
+    submission port (the certificate verified against the instance's own); VERP bounces to its bounce mailbox."""
+    values = {"smtp_host": "127.0.0.1", "smtp_port": mta.port, "smtp_timeout": 10, "verp": True,
+              "bounce_address": mta.bounce_address, "log_format": "json"}
     if submission:
-        env.update({"NEWSLETTER_SMTP_PORT": str(mta.submission_port), "NEWSLETTER_SMTP_SECURITY": "starttls",
-                    "NEWSLETTER_SMTP_CA_FILE": str(mta.ca_file),
-                    "NEWSLETTER_SMTP_USERNAME": mta.username if username is None else username,
-                    "NEWSLETTER_SMTP_PASSWORD": mta.password if password is None else password})
-    return {**env, **extra}
+        values.update({"smtp_port": mta.submission_port, "smtp_security": "starttls", "smtp_ca_file": mta.ca_file,
+                       "smtp_username": mta.username if username is None else username,
+                       "smtp_password": mta.password if password is None else password})
+    return settings.model_copy(update={**values, **updates})
 
 
-def newsletter(tmp_path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """The `newsletter` CLI in a subprocess, with the test's settings (its environment) plus `env`."""
-    return subprocess.run([sys.executable, "-m", "newsletter", *args], env={**os.environ, **env}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)
+def newsletter(tmp_path, settings, *args: str):
+    """The `newsletter` CLI in a subprocess, configured by `settings` as NEWSLETTER_* variables."""
+    return run_cli(settings, tmp_path, *args)
 
 
-def send_json(tmp_path, env: dict[str, str]) -> dict:
-    result = newsletter(tmp_path, env, "send", "--json")
+def send_json(tmp_path, settings) -> dict:
+    result = newsletter(tmp_path, settings, "send", "--json")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return json.loads(result.stdout)["send"]
@@ -125,10 +126,10 @@ def test_edition_lands_in_maildirs_and_postfix_dsns_suppress_the_unknown_users(s
                                                                                   postfix_ready):
     """Plain SMTP to Postfix: readers' Maildirs get their email; Postfix's own DSNs come back to each delivery's
     VERP address and `newsletter bounces process` on that Maildir suppresses exactly the unknown users."""
-    readers(session, *READERS, GHOST, STRANGER, SLOW, GONE)
+    readers(session, settings, *READERS, GHOST, STRANGER, SLOW, GONE)
     with postfix(mailboxes=READERS, unknown=[GHOST], deferred=[SLOW], rejected=[GONE], queue_lifetime=6,
                  delay_warning=1) as mta:
-        report = send_json(tmp_path, smtp_env(mta))
+        report = send_json(tmp_path, through(settings, mta))
         assert (report["sent"], report["failed"], report["deferred"], report["stopped"]) == (6, 1, 0, "")
         assert [e for e in report["errors"] if GONE in e and "550 5.1.1" in e and "User unknown" in e]
         assert suppressed(session) == {GONE}  # refused at RCPT: suppressed at once
@@ -156,7 +157,7 @@ def test_edition_lands_in_maildirs_and_postfix_dsns_suppress_the_unknown_users(s
             verp_of(settings, mta, rows[email].id) for email in (GHOST, STRANGER, SLOW, SLOW))
         assert all(dsn["From"].addresses[0].addr_spec == "MAILER-DAEMON@mta.example.com" for dsn in dsns)
 
-        processed = newsletter(tmp_path, smtp_env(mta), "bounces", "process", str(mta.bounce_maildir))
+        processed = newsletter(tmp_path, through(settings, mta), "bounces", "process", str(mta.bounce_maildir))
         assert processed.returncode == 0, processed.stderr
         assert suppressed(session) == {GONE, GHOST, STRANGER}  # exactly the unknown users
         # SLOW's expiry DSN carries Postfix's 4.4.1: a soft bounce, counted (NEWSLETTER_SOFT_BOUNCE_LIMIT in a
@@ -172,7 +173,7 @@ def test_edition_lands_in_maildirs_and_postfix_dsns_suppress_the_unknown_users(s
             ("soft_bounce", SLOW, "verp", rows[SLOW].id), ("report_ignored", SLOW, "verp", rows[SLOW].id)])
 
         before = len(session.exec(select(Event)).all())
-        again = newsletter(tmp_path, smtp_env(mta), "bounces", "process", str(mta.bounce_maildir))
+        again = newsletter(tmp_path, through(settings, mta), "bounces", "process", str(mta.bounce_maildir))
         assert again.returncode == 0, again.stderr
     session.expire_all()
     assert len(session.exec(select(Event)).all()) == before  # the same mailbox again changes nothing
@@ -182,9 +183,9 @@ def test_edition_lands_in_maildirs_and_postfix_dsns_suppress_the_unknown_users(s
 def test_same_edition_through_starttls_with_auth(session, settings, tmp_path, postfix_ready):
     """NEWSLETTER_SMTP_SECURITY=starttls with AUTH to the submission port: the certificate is verified against
     NEWSLETTER_SMTP_CA_FILE, Postfix records the session as TLS + authenticated, every reader gets the email."""
-    readers(session, *READERS)
+    readers(session, settings, *READERS)
     with postfix(mailboxes=READERS) as mta:
-        report = send_json(tmp_path, smtp_env(mta, submission=True))
+        report = send_json(tmp_path, through(settings, mta, submission=True))
         assert (report["sent"], report["failed"], report["deferred"]) == (3, 0, 0)
         rows = deliveries(session)
         mta.wait_for_empty_queue(30)
@@ -203,9 +204,9 @@ def test_same_edition_through_starttls_with_auth(session, settings, tmp_path, po
 def test_wrong_password_stops_the_send_and_blames_nobody(session, settings, tmp_path, postfix_ready):
     """Postfix refuses the login (535 5.7.8): one clear error line, exit 1, every row still pending, nobody
     suppressed; with the right password the same command then sends the edition."""
-    readers(session, *READERS)
+    readers(session, settings, *READERS)
     with postfix(mailboxes=READERS) as mta:
-        result = newsletter(tmp_path, smtp_env(mta, submission=True, password="not-the-password"), "send")
+        result = newsletter(tmp_path, through(settings, mta, submission=True, password="not-the-password"), "send")
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
         [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -217,7 +218,7 @@ def test_wrong_password_stops_the_send_and_blames_nobody(session, settings, tmp_
         assert session.exec(select(Event).where(Event.kind == "bounce")).all() == []
         assert all(mta.count_delivered(email) == 0 for email in READERS)
 
-        report = send_json(tmp_path, smtp_env(mta, submission=True))
+        report = send_json(tmp_path, through(settings, mta, submission=True))
         assert report["sent"] == 3
         mta.wait_for_empty_queue(30)
         assert all(mta.count_delivered(email) == 1 for email in READERS)
@@ -227,9 +228,9 @@ def test_missing_login_on_the_submission_port_blames_nobody(session, settings, t
     """Regression: without AUTH, Postfix's submission service answers each RCPT "554 5.7.1 ... Client host
     rejected: Access denied" (it reports client restrictions at RCPT). That refuses us, not the recipient: the
     send used to suppress every subscriber it tried; now it stops at once, blaming nobody."""
-    readers(session, *READERS)
+    readers(session, settings, *READERS)
     with postfix(mailboxes=READERS) as mta:
-        result = newsletter(tmp_path, smtp_env(mta, submission=True, username="", password=""), "send")
+        result = newsletter(tmp_path, through(settings, mta, submission=True, username="", password=""), "send")
         assert result.returncode == 1, result.stdout
         [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert "the server refused mail from us, not the recipient: 554 5.7.1" in error
@@ -244,7 +245,7 @@ def test_message_over_the_size_limit_fails_clearly_and_suppresses_nobody(session
     read as a refused envelope sender and stop the whole run; now that one delivery fails with a clear reason,
     its subscriber stays active and the others are delivered."""
     big = "big@inbox.example.com"
-    readers(session, READERS[0], big, READERS[1])
+    readers(session, settings, READERS[0], big, READERS[1])
     limit = 100_000
 
     def compose(delivery_id: int, subscriber_id: int) -> bytes:
@@ -255,10 +256,9 @@ def test_message_over_the_size_limit_fails_clearly_and_suppresses_nobody(session
             + (b"x" * 76 + b"\r\n") * lines
 
     with postfix(mailboxes=[READERS[0], big, READERS[1]], message_size_limit=limit) as mta:
-        edition_id = plan_edition(session, TODAY, settings).edition_id
+        edition_id = plan_edition(session, today_utc(), settings).edition_id
         session.commit()
-        local = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": mta.port, "smtp_timeout": 10,
-                                            "bounce_address": mta.bounce_address, "verp": True})
+        local = through(settings, mta)
         report = send_edition(session, edition_id, local, compose=compose)
         assert (report.sent, report.failed, report.deferred, report.stopped) == (2, 1, 0, "")
         row = deliveries(session)[big]
@@ -274,17 +274,17 @@ def test_message_over_the_size_limit_fails_clearly_and_suppresses_nobody(session
 def test_greylisted_recipient_is_deferred_then_delivered_once(session, settings, tmp_path, postfix_ready):
     """A greylisting policy service makes Postfix answer 450 4.7.1 to the first RCPT: the send defers that row
     with backoff, the next run after its retry time sends it, and the reader gets exactly one email."""
-    readers(session, READERS[0], GREY)
+    readers(session, settings, READERS[0], GREY)
     with postfix(mailboxes=[READERS[0]], greylisted=[GREY], greylist_delay=0.3) as mta:
-        env = smtp_env(mta, NEWSLETTER_RETRY_BASE_DELAY="1", NEWSLETTER_RETRY_MAX_DELAY="1")
-        first = send_json(tmp_path, env)
+        local = through(settings, mta, retry_base_delay=1, retry_max_delay=1)
+        first = send_json(tmp_path, local)
         assert (first["sent"], first["deferred"], first["failed"]) == (1, 1, 0)
         assert [e for e in first["errors"] if GREY in e and "450 4.7.1" in e and "Greylisted" in e]
         row = deliveries(session)[GREY]
         assert (row.status, row.attempts, row.next_attempt_at is not None) == ("pending", 1, True)
 
         time.sleep(1.1)  # the retry time (0.5 to 1 s after the failure) and the greylisting delay have passed
-        second = send_json(tmp_path, env)
+        second = send_json(tmp_path, local)
         assert (second["sent"], second["deferred"], second["failed"]) == (1, 0, 0)
         row = deliveries(session)[GREY]
         assert (row.status, row.attempts) == ("sent", 2)
@@ -303,11 +303,7 @@ def test_starttls_sending_is_not_held_back_by_delayed_acks(settings, postfix_rea
     message = (b"From: digest@example.org\r\nTo: ada@inbox.example.com\r\nSubject: speed\r\n"
                b"Message-ID: <speed@example.org>\r\n\r\n" + (b"x" * 76 + b"\r\n") * 800)
     with postfix(mailboxes=[READERS[0]]) as mta:
-        local = settings.model_copy(update={
-            "smtp_host": "127.0.0.1", "smtp_port": mta.submission_port, "smtp_security": "starttls",
-            "smtp_ca_file": mta.ca_file, "smtp_username": mta.username, "smtp_password": mta.password,
-            "smtp_timeout": 10})
-        with SmtpSender(local) as sender:
+        with SmtpSender(through(settings, mta, submission=True)) as sender:
             sender.send(READERS[0], message, mta.bounce_address)  # connect, STARTTLS and AUTH: not timed
             started = time.perf_counter()
             for _ in range(30):
@@ -323,15 +319,14 @@ def test_a_recipient_postfix_keeps_returning_is_suppressed_after_three_editions_
     only when its queue lifetime is over, after it has accepted the next edition. Each acceptance used to reset
     the soft-bounce count, so such an address was never suppressed; now three editions returned in a row are
     NEWSLETTER_SOFT_BOUNCE_LIMIT (3) soft bounces in a row, however the sends and the DSNs interleave."""
-    ingest_sample(session)
+    ingest_sample_corpus(session, settings)
     for email in (READERS[0], SLOW):
-        add_active(session, email, "language models")
+        add_active(session, email)
     with postfix(mailboxes=[READERS[0]], deferred=[SLOW], queue_lifetime=3) as mta:
-        local = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": mta.port, "smtp_timeout": 10,
-                                            "bounce_address": mta.bounce_address, "verp": True})
+        local = through(settings, mta)
 
         def edition(offset: int) -> None:
-            plan = plan_edition(session, TODAY + timedelta(days=offset), settings)
+            plan = plan_edition(session, today_utc() + timedelta(days=offset), settings)
             session.commit()
             assert send_edition(session, plan.edition_id, local).sent == 2
 
