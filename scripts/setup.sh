@@ -25,3 +25,28 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "setup: /usr/bin/chromium missing and cannot install it here; browser tests will be skipped" >&2
     fi
 fi
+
+# A real MTA for tests/test_real_mta.py and benchmarks/real_mta.py: a throwaway Postfix instance on loopback
+# (its own config and queue under /tmp; never the system's /etc/postfix or port 25) with STARTTLS (a certificate
+# made by openssl) and SMTP AUTH (Cyrus SASL: saslpasswd2 from sasl2-bin, PLAIN/LOGIN from libsasl2-modules);
+# the benchmarks also use Postfix's smtp-sink. Debian's "No configuration" install writes no main.cf and starts
+# no Postfix service. Without these (or not as root) those tests are skipped, or fail when CI is set.
+mta_missing=""
+[ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-sink ] || mta_missing="$mta_missing postfix"
+[ -x /usr/sbin/saslpasswd2 ] || mta_missing="$mta_missing sasl2-bin"
+ls /usr/lib/*/sasl2/libplain.so* >/dev/null 2>&1 || mta_missing="$mta_missing libsasl2-modules"
+command -v openssl >/dev/null || mta_missing="$mta_missing openssl"
+if [ -n "$mta_missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing the Debian packages${mta_missing} for the real-MTA tests"
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+        # shellcheck disable=SC2086  # one word per package
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $mta_missing >/dev/null 2>&1 || {
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $mta_missing >/dev/null
+        }
+    else
+        echo "setup:${mta_missing} missing and cannot be installed here (needs root and apt-get);" \
+             "the real-MTA tests will be skipped" >&2
+    fi
+fi

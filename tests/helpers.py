@@ -137,6 +137,12 @@ def ingest_titled(session, tmp_path, titles: list[str]) -> None:
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_cli(settings: Settings, cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`newsletter ARGS...` in a subprocess configured only by `settings` (see process_environment)."""
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], env=process_environment(settings), cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def process_environment(settings: Settings) -> dict[str, str]:
     """The environment for a process the test starts (a worker, a CLI run): this one's, without any NEWSLETTER_*
     variable of the shell, plus `settings` as NEWSLETTER_* variables."""

@@ -2,7 +2,8 @@
 
 Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
 `next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails; a permanent one (5xx)
-fails the row and suppresses the address; a refused login or envelope sender stops the run and blames no one.
+fails the row and suppresses the address (unless it only says the message is too large); a refused login or
+envelope sender stops the run and blames no one.
 """
 
 from __future__ import annotations
@@ -260,11 +261,12 @@ class _Run:
 
     def _failed(self, delivery_id: int, recipient, error: PermanentFailure) -> None:
         ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=str(error))
-        subscriber = self.session.get_one(Subscriber, recipient.subscriber_id)
-        self.session.refresh(subscriber)
-        record_hard_bounce(self.session, subscriber, {"delivery_id": delivery_id, "source": "smtp",
-                                                      "code": error.code, "reason": str(error)})
-        self.session.commit()
+        if error.blames_recipient:  # a refused address is suppressed; a message over the size limit is not
+            subscriber = self.session.get_one(Subscriber, recipient.subscriber_id)
+            self.session.refresh(subscriber)
+            record_hard_bounce(self.session, subscriber, {"delivery_id": delivery_id, "source": "smtp",
+                                                          "code": error.code, "reason": str(error)})
+            self.session.commit()
         self._settled("failed")
         self.report.errors.append(f"{recipient.email}: {error}")
         event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=str(error))

@@ -6,8 +6,13 @@ RFC 2920), then the content. Replies are classified so the caller knows what to 
 - 2xx after the content: accepted.
 - 5xx to RCPT, DATA or the content: `PermanentFailure` (the address is suppressed).
 - 4xx, a timeout or a dropped connection: `TemporaryFailure` (retried later with backoff).
-- 5xx to MAIL (our envelope sender refused) or refused AUTH: `SenderRejected` (a configuration problem: no
-  recipient is blamed, sending stops).
+- 5xx to MAIL (our envelope sender refused), refused AUTH, or a 5xx to RCPT that refuses us rather than the
+  recipient (Postfix's "Client host rejected", "Sender address rejected", "Relay access denied", ...: what a
+  server says when AUTH or TLS is missing, as it reports client and sender restrictions at RCPT):
+  `SenderRejected` (a configuration problem: no recipient is blamed, sending stops).
+- The message is larger than the server takes (552 to MAIL for its SIZE=, RFC 1870, or status 5.3.4 / 5.2.3):
+  `MessageTooLarge`, a PermanentFailure of that message alone: the recipient is not blamed (not suppressed)
+  and the run goes on.
 
 A reused connection that turns out to be dead (or answers 421) before any content was sent is reopened and the
 message sent on the fresh one at once: nothing reached the server, so this cannot duplicate anything. A failure
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
 from email.utils import parseaddr
 
@@ -31,8 +37,21 @@ from newsletter.errors import DeliveryError
 class PermanentFailure(DeliveryError):
     """The server refused this message with a 5xx reply: retrying will not help."""
 
+    blames_recipient = True  # a refusal of the address: the subscriber is suppressed
+
     def __init__(self, code: int, message: str):
         super().__init__(f"{code} {message}")
+        self.code = code
+
+
+class MessageTooLarge(PermanentFailure):
+    """The server's size limit refused this message: the message failed, the address is fine."""
+
+    blames_recipient = False
+
+    def __init__(self, code: int, message: str, size: int, limit: int | None):
+        DeliveryError.__init__(self, f"message too large for the server ({size} bytes"
+                                     f"{f', its limit is {limit} bytes' if limit else ''}): {code} {message}")
         self.code = code
 
 
@@ -54,6 +73,7 @@ class SmtpSender:
         self.envelope_from = parseaddr(settings.bounce_address or settings.from_address)[1]
         self._connection: smtplib.SMTP | None = None
         self._pipelining = False
+        self._payload_size = 0
         self.connections_opened = 0
 
     def __enter__(self) -> SmtpSender:
@@ -91,6 +111,7 @@ class SmtpSender:
             raise self._failure(code, message)
 
     def _submit(self, conn: smtplib.SMTP, sender: str, recipient: str, payload: bytes, reused: bool) -> None:
+        self._payload_size = len(payload)
         mail = f"MAIL FROM:<{sender}>{self._mail_options(conn, sender, recipient, payload)}"
         commands = [mail, f"RCPT TO:<{recipient}>", "DATA"]
         try:
@@ -130,13 +151,19 @@ class SmtpSender:
             if accepted:
                 continue
             self._reset(conn, code)
+            if (stage == "MAIL" and code == 552) or _too_large(code, message):  # 552 to MAIL: SIZE= (RFC 1870)
+                raise MessageTooLarge(code, _text(message), self._payload_size, self._size_limit(conn))
             if stage == "MAIL" and code >= 500:
                 raise SenderRejected(f"the server refused the envelope sender: {code} {_text(message)}")
+            if stage == "RCPT" and code >= 500 and _refuses_client(code, message):
+                raise SenderRejected(f"the server refused mail from us, not the recipient: {code} {_text(message)}")
             raise self._failure(code, message)
 
     def _failure(self, code: int, message: bytes) -> DeliveryError:
         if code == 421:
             self.close(polite=False)
+        if _too_large(code, message):
+            return MessageTooLarge(code, _text(message), self._payload_size, self._size_limit(self._connection))
         if 500 <= code < 600:
             return PermanentFailure(code, _text(message))
         return TemporaryFailure(f"{code} {_text(message)}")
@@ -148,6 +175,12 @@ class SmtpSender:
             conn.rset()
         except (smtplib.SMTPException, OSError):
             self.close(polite=False)
+
+    @staticmethod
+    def _size_limit(conn: smtplib.SMTP | None) -> int | None:
+        """The server's fixed message size limit from its EHLO SIZE keyword (RFC 1870), when it gave one."""
+        value = conn.esmtp_features.get("size", "") if conn is not None else ""
+        return int(value) if value.strip().isdigit() and int(value) > 0 else None
 
     def _mail_options(self, conn: smtplib.SMTP, sender: str, recipient: str, payload: bytes) -> str:
         options = ""
@@ -172,6 +205,7 @@ class SmtpSender:
                                               context=_tls_context(s))
             else:
                 connection = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            _no_delay(connection)
             connection.ehlo()
             if s.smtp_security == SmtpSecurity.starttls:
                 connection.starttls(context=_tls_context(s))
@@ -179,7 +213,8 @@ class SmtpSender:
             if s.smtp_username:
                 connection.login(s.smtp_username, s.smtp_password)
         except smtplib.SMTPAuthenticationError as error:
-            raise SenderRejected(f"SMTP login to {s.smtp_host}:{s.smtp_port} refused: {error.smtp_code}") from None
+            raise SenderRejected(f"SMTP login to {s.smtp_host}:{s.smtp_port} as {s.smtp_username!r} refused: "
+                                 f"{error.smtp_code} {_text(error.smtp_error)}") from None
         except smtplib.SMTPNotSupportedError as error:
             raise SenderRejected(f"SMTP server {s.smtp_host}:{s.smtp_port}: {error}") from None
         except (OSError, smtplib.SMTPException) as error:
@@ -203,6 +238,19 @@ class SmtpSender:
             connection.close()
 
 
+def _no_delay(connection: smtplib.SMTP) -> None:
+    """TCP_NODELAY: under TLS a message leaves as several 16 KB records, one write each; with Nagle's algorithm
+    each write after the first waits for the server's (delayed, ~40 ms) ACK, which capped STARTTLS/SSL sending
+    at about 20 messages/s per connection against Postfix. Our writes are whole commands or whole messages, so
+    there is nothing for Nagle to coalesce."""
+    if connection.sock is None:
+        return
+    try:
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # not TCP: nothing to tune
+        pass
+
+
 def _tls_context(settings: Settings) -> ssl.SSLContext:
     """Certificate and host name always verified: against smtp_ca_file when set, else the system's CAs."""
     return ssl.create_default_context(cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file else None)
@@ -222,6 +270,23 @@ def wire_format(data: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+_TOO_LARGE = re.compile(r"^5\.(3\.4|2\.3)\b")
+# What servers say at RCPT when they refuse the client or its envelope sender rather than the recipient: Postfix
+# reports its client, HELO and sender restrictions at RCPT (smtpd_delay_reject), e.g. "554 5.7.1
+# <host[127.0.0.1]>: Client host rejected: Access denied" on a submission port without AUTH; relaying refused
+# (Postfix, Sendmail, Exim); and 530 "Authentication required" (RFC 4954).
+_REFUSES_CLIENT = re.compile(r"client host rejected|helo command rejected|sender address rejected|"
+                             r"relay access denied|relaying denied|relay not permitted|authentication required", re.I)
+
+
+def _too_large(code: int, message: bytes | str) -> bool:
+    return 500 <= code < 600 and bool(_TOO_LARGE.match(_text(message).strip()))
+
+
+def _refuses_client(code: int, message: bytes | str) -> bool:
+    return code == 530 or bool(_REFUSES_CLIENT.search(_text(message)))
 
 
 def _positive(code: int) -> bool:
