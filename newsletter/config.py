@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
 
+    # "production": `newsletter send`, the Celery workers and beat refuse to start while `newsletter doctor`
+    # reports an error (newsletter.doctor.require_ready). Anything else: nothing is gated (the demo, tests).
+    env: Literal["development", "production"] = "development"
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: a SQLite file in data_dir
     redis_url: str = "redis://127.0.0.1:6379/0"
