@@ -14,7 +14,6 @@ records); without DNS the expected records are still printed, as warnings to che
 from __future__ import annotations
 
 import ipaddress
-import smtplib
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -346,8 +345,8 @@ def _source(source: str, day: date, settings: Settings) -> Finding:
     what = f"for the edition of {day.isoformat()}" if is_shortcut(source) else ""
     if not papers:
         return Finding(WARNING, "sources", f"{source} answers but has no papers {what} (a weekend or holiday?)".strip())
-    return Finding(OK, "sources", f"{source}: {len(papers)} papers{' (first page)' if source.startswith('arxiv:') else ''}"
-                                  f" {what}".rstrip())
+    page = " (first page)" if source.startswith("arxiv:") else ""
+    return Finding(OK, "sources", f"{source}: {len(papers)} papers{page} {what}".rstrip())
 
 
 CHECKS: list[Callable[[Settings, date], list[Finding]]] = [
