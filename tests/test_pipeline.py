@@ -45,7 +45,7 @@ def test_headers_are_present_and_well_formed(session, sink, smtp_settings):
     raw = sink.handler.envelopes[0].original_content
     message = message_from_bytes(raw, policy=default)
     assert message["From"] == "Paper Digest <digest@example.org>"
-    assert message["Subject"].startswith("10 papers for you: ")
+    assert message["Subject"].endswith(" +9 more") and len(message["Subject"]) <= 70
     assert message["Message-ID"].startswith("<edition-") and message["Message-ID"].endswith("@example.org>")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert unsubscribe_url(message).startswith("https://digest.example.org/unsubscribe/")
