@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -115,9 +116,9 @@ def test_the_env_file_is_a_production_template_reading_real_sources():
     real = "hf:daily,arxiv:cs.LG,cs.CL,cs.CV"
     assert values["NEWSLETTER_SOURCES"] == Settings.model_fields["sources"].default == real
     assert "sample" not in values["NEWSLETTER_SOURCES"]
-    template = Settings(_env_file=None, **{k.removeprefix("NEWSLETTER_").lower(): v for k, v in values.items()
-                                           if k.startswith("NEWSLETTER_") and k != "NEWSLETTER_FROM" and v is not None},
-                        NEWSLETTER_FROM=values["NEWSLETTER_FROM"])
+    fields: dict[str, Any] = {k.removeprefix("NEWSLETTER_").lower(): v for k, v in values.items()
+                              if k.startswith("NEWSLETTER_") and k != "NEWSLETTER_FROM" and v is not None}
+    template = Settings(_env_file=None, NEWSLETTER_FROM=values["NEWSLETTER_FROM"], **fields)
     assert template.base_url.startswith("https://") and template.smtp_security == "starttls"
     for check in (check_sender, check_secrets, check_postal_address, check_dkim):  # no network: static checks
         assert ERROR in {f.level for f in check(template, date(2026, 6, 1))}, check.__name__
