@@ -204,8 +204,8 @@ def check_dkim(settings: Settings, day: date) -> list[Finding]:
                                 "openssl genrsa -out dkim.pem 2048"))
     findings.append(Finding(OK, "dkim", f"signing with {settings.dkim_key_path} (RSA {bits}), selector "
                                         f"{settings.dkim_selector}; publish: {name} TXT \"{value}\""))
-    findings.append(_published(name, value, "dkim", lambda found: _dkim_key(found) == _dkim_key(value),
-                               "the published key is a different one: the selector does not match this key"))
+    findings.append(published(name, value, "dkim", lambda found: dkim_key_of(found) == dkim_key_of(value),
+                              "the published key is a different one: the selector does not match this key"))
     return findings
 
 
@@ -214,17 +214,19 @@ def check_dns_policy(settings: Settings, day: date) -> list[Finding]:
     domain, envelope = from_domain(settings), envelope_domain(settings)
     if not domain or reserved_name(domain):
         return []  # check_sender reports it
-    relay = settings.smtp_host
-    mechanism = f"ip4:{relay}" if isinstance(_ip(relay), ipaddress.IPv4Address) else (
-        f"ip6:{relay}" if _ip(relay) else f"a:{relay}")
-    if reserved_name(relay) or (_ip(relay) and _ip(relay).is_loopback):  # type: ignore[union-attr]
-        mechanism = "include:<your mail relay's SPF>"
+    relay, relay_ip = settings.smtp_host, _ip(settings.smtp_host)
+    if reserved_name(relay) if relay_ip is None else relay_ip.is_loopback or relay_ip.is_private:
+        mechanism = "include:<your mail relay's SPF domain>"
+    elif relay_ip is not None:
+        mechanism = f"ip{relay_ip.version}:{relay_ip}"
+    else:
+        mechanism = f"a:{relay}"
     spf = f"v=spf1 mx {mechanism} ~all"
     dmarc = f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}; adkim=r; aspf=r"
     return [
-        _published(envelope, spf, "spf", lambda found: found.lower().startswith("v=spf1"),
+        published(envelope, spf, "spf", lambda found: found.lower().startswith("v=spf1"),
                    "", expect=f"{envelope} TXT \"{spf}\""),
-        _published(f"_dmarc.{domain}", dmarc, "dmarc", lambda found: found.upper().startswith("V=DMARC1"),
+        published(f"_dmarc.{domain}", dmarc, "dmarc", lambda found: found.upper().startswith("V=DMARC1"),
                    "", expect=f"_dmarc.{domain} TXT \"{dmarc}\" (p=none first; quarantine once reports are clean)"),
     ]
 
@@ -357,13 +359,13 @@ CHECKS: list[Callable[[Settings, date], list[Finding]]] = [
 
 # DNS -------------------------------------------------------------------------------------------------------------
 
-def _published(name: str, value: str, check: str, matches: Callable[[str], bool], mismatch: str,
-               expect: str = "") -> Finding:
+def published(name: str, value: str, check: str, matches: Callable[[str], bool], mismatch: str,
+              expect: str = "", resolve: Callable[[str], list[str]] | None = None) -> Finding:
     """Whether DNS has the record: ok when it matches, error for a different DKIM key, warning when missing or
     when DNS cannot be asked (the expected record is printed either way)."""
     expect = expect or f"{name} TXT \"{value}\""
     try:
-        found = txt_records(name)
+        found = (resolve or txt_records)(name)
     except LookupError as error:
         return Finding(WARNING, check, f"could not look up {name} ({error}); expected: {expect}",
                        "publish it at your DNS provider if it is not there")
@@ -377,15 +379,18 @@ def _published(name: str, value: str, check: str, matches: Callable[[str], bool]
     return Finding(ERROR, check, f"{name}: {mismatch}; expected: {expect}", "publish the record above")
 
 
-def txt_records(name: str) -> list[str]:
-    """The TXT records of `name` (strings joined). Raises LookupError when DNS cannot answer; [] for none."""
+def txt_records(name: str, nameserver: tuple[str, int] | None = None) -> list[str]:
+    """The TXT records of `name` (strings joined), from the system's resolvers or `nameserver` (address, port).
+    Raises LookupError when DNS cannot answer; [] for none."""
     try:
         import dns.exception
         import dns.resolver
     except ImportError:
         raise LookupError("dnspython is not installed") from None
     try:
-        resolver = dns.resolver.Resolver()
+        resolver = dns.resolver.Resolver(configure=nameserver is None)
+        if nameserver is not None:
+            resolver.nameservers, resolver.port = [nameserver[0]], nameserver[1]
         resolver.lifetime = DNS_TIMEOUT
         answer = resolver.resolve(name, "TXT")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -395,7 +400,7 @@ def txt_records(name: str) -> list[str]:
     return [b"".join(record.strings).decode(errors="replace") for record in answer]
 
 
-def _dkim_key(record: str) -> str:
+def dkim_key_of(record: str) -> str:
     tags = dict(part.strip().partition("=")[::2] for part in record.split(";") if "=" in part)
     return "".join(tags.get("p", "").split())
 

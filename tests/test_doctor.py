@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import dkim
 import pytest
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from newsletter.config import PLACEHOLDER_POSTAL_ADDRESS, Settings
 from newsletter.delivery.dkim_sign import dkim_signer, dns_record
-from newsletter.doctor import ERROR, OK, diagnose, has_errors, reserved_name
+from newsletter.doctor import ERROR, OK, diagnose, dkim_key_of, has_errors, published, reserved_name, txt_records
 from newsletter.sink import _free_port
 from tests.helpers import ROOT, process_environment
 from tests.scripted_smtp import ScriptedHandler
@@ -261,3 +262,65 @@ def test_the_gate_opens_once_the_deployment_is_ready(production_like, certificat
     findings = diagnose(production_like.model_copy(update={"base_url": "http://127.0.0.1:1"}))
     assert has_errors(findings) and {f.check for f in findings if f.level == ERROR} == {"base-url", "web"}
     assert [f.level for f in findings if f.check == "env"] == [OK]
+
+
+class LoopbackDns:
+    """A real DNS server on 127.0.0.1 (UDP, own thread) answering TXT queries from `records` (NXDOMAIN otherwise)."""
+
+    def __init__(self, records: dict[str, list[str]]):
+        self.records = records
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.address = self.socket.getsockname()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rrset
+
+        while not self.stopped.is_set():
+            try:
+                data, client = self.socket.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            response = dns.message.make_response(query)
+            question = query.question[0]
+            texts = self.records.get(question.name.to_text().rstrip("."))
+            if texts is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            else:
+                chunks = [" ".join(f'"{t[i:i + 255]}"' for i in range(0, len(t), 255)) for t in texts]
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", *chunks))
+            self.socket.sendto(response.to_wire(), client)
+
+    def __enter__(self) -> LoopbackDns:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        self.thread.join(2)
+        self.socket.close()
+
+
+def test_the_published_dkim_record_must_be_this_keys(settings, tmp_path):
+    """doctor compares what DNS publishes at <selector>._domainkey with the configured key (a real DNS server)."""
+    settings.from_address, settings.dkim_selector = f"Paper Digest <digest@{DOMAIN}>", "s1"
+    settings.dkim_key_path = dkim_key(tmp_path)
+    name, value, _ = dns_record(settings)
+    (tmp_path / "other").mkdir()
+    other = dns_record(settings.model_copy(update={"dkim_key_path": dkim_key(tmp_path / "other")}))[1]
+
+    def finding(records):
+        with LoopbackDns(records) as server:
+            return published(name, value, "dkim", lambda found: dkim_key_of(found) == dkim_key_of(value),
+                             "a different key", resolve=partial(txt_records, nameserver=server.address))
+
+    assert finding({name: [value]}).level == OK  # 2048-bit keys are longer than one 255-byte TXT string
+    assert finding({name: ["v=spf1 -all", other]}).level == ERROR
+    missing = finding({})
+    assert missing.level == "warning" and f'publish: {name} TXT "{value}"' in missing.message
