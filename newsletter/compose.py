@@ -14,7 +14,14 @@ from newsletter.ranking import Recommendation
 from newsletter.render import RenderedEmail, render_edition
 from newsletter.render.context import paper_view
 
-TRENDING_SHOWN = 5
+TRENDING_SHOWN = 3
+
+
+def trending_room(picks: int, settings: Settings) -> int:
+    """How many trending papers follow `picks` picks: they fill a short edition up to papers_per_email (at most
+    TRENDING_SHOWN), so a full edition stays within three phone screens and a reader with few matches still
+    gets something to read."""
+    return max(0, min(TRENDING_SHOWN, settings.papers_per_email - picks))
 
 
 def render_for(subscriber: Subscriber, day: date, picks: Sequence[Recommendation], trending_pool: Sequence[Paper],
@@ -22,7 +29,7 @@ def render_for(subscriber: Subscriber, day: date, picks: Sequence[Recommendation
     """The edition of `day` for `subscriber`: `picks` in order, then the trending papers not among them."""
     assert subscriber.id is not None
     chosen = {r.paper.id for r in picks}
-    trending = [p for p in trending_pool if p.id not in chosen][:TRENDING_SHOWN]
+    trending = [p for p in trending_pool if p.id not in chosen][:trending_room(len(picks), settings)]
     return render_edition(
         day=day,
         recipient=subscriber.email,
@@ -32,6 +39,7 @@ def render_for(subscriber: Subscriber, day: date, picks: Sequence[Recommendation
         trending=[paper_view(p) for p in trending],
         links=edition_links(subscriber, day, settings),
         postal_address=settings.postal_address,
+        language=settings.language,
     )
 
 

@@ -23,10 +23,16 @@ class SmtpSecurity(StrEnum):
     ssl = "ssl"
 
 
+PLACEHOLDER_POSTAL_ADDRESS = "Paper Digest, 1 Example Street, 00000 Nowhere"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
 
+    # "production": `newsletter send`, the Celery workers and beat refuse to start while `newsletter doctor`
+    # reports an error (newsletter.doctor.require_ready). Anything else: nothing is gated (the demo, tests).
+    env: Literal["development", "production"] = "development"
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: a SQLite file in data_dir
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -63,7 +69,8 @@ class Settings(BaseSettings):
     rate_limit_store: str = "memory"  # "memory" (one process) or "redis" (shared by all web workers, at redis_url)
     subscribe_limit_per_ip: int = 10  # subscribe / new-link requests per client IP per hour
     subscribe_limit_per_address: int = 3  # subscribe / new-link requests per email address per hour
-    postal_address: str = "Paper Digest, 1 Example Street, 00000 Nowhere"
+    postal_address: str = PLACEHOLDER_POSTAL_ADDRESS
+    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # the emails' lang (BCP 47)
 
     # What the scheduled job ingests: comma-separated paths, http(s) URLs and shortcuts expanded per edition date
     # (newsletter.ingest.sources): "hf:daily", "arxiv:<category>,<category>...", "sample" (the bundled corpus).

@@ -50,3 +50,14 @@ if [ -n "$mta_missing" ]; then
              "the real-MTA tests will be skipped" >&2
     fi
 fi
+
+# The deliverability test scores a real edition with SpamAssassin's local rules (tests/test_deliverability.py):
+# Debian's package, installed when missing and root (elsewhere the test skips, and fails under CI).
+if ! command -v spamassassin >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            spamassassin >/dev/null
+    else
+        echo "setup: spamassassin missing and cannot install it here; the deliverability test will be skipped" >&2
+    fi
+fi

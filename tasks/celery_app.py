@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from celery import Celery
+import sys
+
+from celery import Celery, signals
 
 from newsletter.config import Settings, get_settings
+from newsletter.doctor import NotReady, require_ready
 from tasks.schedule import beat_schedule
 
 VISIBILITY_TIMEOUT = 6 * 3600  # longer than any task, so Redis never re-delivers a task that is still running
@@ -35,6 +38,26 @@ def _transport_options(settings: Settings) -> dict:
     if settings.redis_key_prefix:
         options["global_keyprefix"] = settings.redis_key_prefix
     return options
+
+
+def refuse_unless_ready(what: str) -> None:
+    """NEWSLETTER_ENV=production: a worker or beat does not start while `newsletter doctor` reports an error.
+    SystemExit, because Celery logs and ignores an Exception raised by a signal handler."""
+    try:
+        require_ready(get_settings(), what)
+    except NotReady as refusal:
+        print(f"error: {refusal}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+@signals.worker_init.connect
+def _worker_init(**_kwargs) -> None:
+    refuse_unless_ready("the Celery worker")
+
+
+@signals.beat_init.connect
+def _beat_init(**_kwargs) -> None:
+    refuse_unless_ready("Celery beat")
 
 
 app = create_celery(get_settings())  # the workers' edge: settings from the environment

@@ -20,7 +20,7 @@ LAYERS = [
     ("papers", ["newsletter.ingest", "newsletter.ranking"]),
     ("email", ["newsletter.render", "newsletter.compose", "newsletter.delivery", "newsletter.notices"]),
     ("editions", ["newsletter.editions", "newsletter.edition_control", "newsletter.dispatch", "newsletter.stats"]),
-    ("jobs", ["newsletter.jobs", "newsletter.demo"]),
+    ("jobs", ["newsletter.jobs", "newsletter.demo", "newsletter.doctor"]),
     ("interfaces", ["tasks", "newsletter.cli", "newsletter.web", "newsletter.__main__"]),
 ]
 ORDER = [entry for _, entries in LAYERS for entry in entries]

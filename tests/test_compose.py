@@ -4,6 +4,9 @@ this project, every NEWSLETTER_* variable it sets is a real setting, health chec
 from __future__ import annotations
 
 import re
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -101,3 +104,29 @@ def test_the_image_contains_every_package_of_the_project():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in packages["packages"]:
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_the_env_file_is_a_production_template_reading_real_sources():
+    """.env.example is what an operator copies: production (gated on doctor), the real sources by default, and every
+    placeholder one that `newsletter doctor` reports, so none can go live unchanged."""
+    from newsletter.doctor import ERROR, check_dkim, check_postal_address, check_secrets, check_sender, reserved_name
+
+    values = dotenv_values(ROOT / ".env.example")
+    assert values["NEWSLETTER_ENV"] == "production"
+    real = "hf:daily,arxiv:cs.LG,cs.CL,cs.CV"
+    assert values["NEWSLETTER_SOURCES"] == Settings.model_fields["sources"].default == real
+    assert "sample" not in values["NEWSLETTER_SOURCES"]
+    fields: dict[str, Any] = {k.removeprefix("NEWSLETTER_").lower(): v for k, v in values.items()
+                              if k.startswith("NEWSLETTER_") and k != "NEWSLETTER_FROM" and v is not None}
+    template = Settings(_env_file=None, NEWSLETTER_FROM=values["NEWSLETTER_FROM"], **fields)
+    assert template.base_url.startswith("https://") and template.smtp_security == "starttls"
+    for check in (check_sender, check_secrets, check_postal_address, check_dkim):  # no network: static checks
+        assert ERROR in {f.level for f in check(template, date(2026, 6, 1))}, check.__name__
+    assert reserved_name(urlsplit(template.base_url).hostname or "")  # doctor: "not a public name"
+
+
+def test_the_trial_stack_catches_mail_and_is_not_gated():
+    for name in APP_SERVICES:
+        env = app_environment(SERVICES[name])
+        assert env["NEWSLETTER_ENV"] == "development" and env["NEWSLETTER_SMTP_HOST"] == "mailpit"
+        assert env["NEWSLETTER_SOURCES"] == "hf:daily,arxiv:cs.LG,cs.CL,cs.CV"

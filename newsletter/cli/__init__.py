@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter.cli import bounces, db, editions, ingest, reader, send, serve, stats, subscribers
+from newsletter.cli import bounces, db, doctor, editions, ingest, reader, send, serve, stats, subscribers
 from newsletter.cli.support import use_settings
 from newsletter.log import configure as configure_logging
 
@@ -27,6 +27,7 @@ app.command("test-send")(send.test_send)
 app.command("stats")(stats.stats)
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
+app.command("doctor")(doctor.doctor)
 
 
 @app.callback()

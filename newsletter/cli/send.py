@@ -26,6 +26,7 @@ from newsletter.clock import utcnow
 from newsletter.config import Settings
 from newsletter.delivery import ledger
 from newsletter.delivery.send import SendReport
+from newsletter.doctor import require_ready
 from newsletter.errors import InvalidInput, NewsletterError
 from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber, SubscriberStatus
 
@@ -178,6 +179,7 @@ def send(
         with db.throwaway_session(current.sqlalchemy_url) as session:
             _dry_run(session, the_day, current, _only_ids(session, only or []), as_json)
         return
+    require_ready(current, "newsletter send")  # NEWSLETTER_ENV=production: not while doctor reports an error
     with db.session_scope(current.sqlalchemy_url) as session:
         only_ids = _only_ids(session, only or [])
         edition = jobs.open_edition(session, the_day)

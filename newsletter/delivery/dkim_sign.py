@@ -125,3 +125,17 @@ def _private_key(path: Path):
     if not isinstance(key, rsa.RSAPrivateKey):
         raise DeliveryError(f"{path} is not an RSA key (DKIM here signs rsa-sha256)")
     return key
+
+
+def dns_record(settings: Settings) -> tuple[str, str, int]:
+    """The DNS TXT record that publishes the configured key: (name, value, key bits), value as
+    `v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>`. Raises DeliveryError when the key is unusable."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    assert settings.dkim_key_path is not None
+    _private_key.cache_clear()  # read the file as it is now (an operator may just have replaced it)
+    key = _private_key(Path(settings.dkim_key_path))
+    public = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    domain = settings.dkim_domain or address_domain(settings.from_address)
+    return (f"{settings.dkim_selector}._domainkey.{domain}", f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}",
+            key.key_size)

@@ -82,6 +82,11 @@ class SmtpSender:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    def connect(self) -> None:
+        """Open the connection as configured (EHLO, STARTTLS or TLS, AUTH) without sending anything: what
+        `newsletter doctor` checks. Raises TemporaryFailure or SenderRejected."""
+        self._connect()
+
     def send(self, recipient: str, data: bytes, envelope_from: str | None = None) -> None:
         """Hand one message to the server. Raises PermanentFailure, TemporaryFailure or SenderRejected."""
         self.submit(recipient, data, envelope_from)

@@ -23,6 +23,7 @@ from templates import TEMPLATES_DIR
 
 _JINJA_EXPR = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.DOTALL)
 _MJML_STYLE = re.compile(r"<style(?=[\s>])")
+_DOCTYPE = re.compile(r"\s*<!doctype\s", re.IGNORECASE)
 # Where a line may be broken without changing the page: before table, row, cell and block tags and conditional
 # comments (white space there never shows; MJML sets font-size:0 around inline-block columns), and at the space
 # before an attribute inside a tag (any white space separates attributes).
@@ -51,6 +52,9 @@ def compile_mjml(source: str, css: str = "") -> str:
     )
     # premailer percent-encodes attribute values such as href="{{ paper.url }}"; undo it inside Jinja tags only.
     inlined = _JINJA_EXPR.sub(lambda m: unquote(m.group(0)), inlined)
+    # premailer (lxml) drops MJML's doctype, and without one clients render in quirks mode: put it back.
+    if not _DOCTYPE.match(inlined):
+        inlined = "<!doctype html>\n" + inlined
     return mail_ready(inlined)
 
 
@@ -119,6 +123,11 @@ class SharedPaper(NamedTuple):
     authors_line: str
     upvotes: int
     snippet: str
+    tldr: str
+    thumbnail_url: str
+    project_url: str
+    organization: str
+    line: str
 
 
 def with_paper_fragments(env: Environment, source: str, result: type = str) -> Template:
@@ -140,7 +149,8 @@ def _cached_fragment(template: Template, result: type) -> Callable:
 
     def fragment(paper) -> str:
         return render(paper.title, paper.url, paper.pdf_url, paper.code_url, paper.authors_line, paper.upvotes,
-                      paper.snippet)
+                      paper.snippet, paper.tldr, paper.thumbnail_url, paper.project_url, paper.organization,
+                      paper.line)
 
     fragment.cache_clear = render.cache_clear  # type: ignore[attr-defined]  # a filter that can be reset
     fragment.is_paper_fragment = True  # type: ignore[attr-defined]

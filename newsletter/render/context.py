@@ -7,8 +7,11 @@ from datetime import date
 from functools import lru_cache
 
 from newsletter.models import Paper
+from newsletter.render.latex import readable
 
 SNIPPET_CHARS = 320
+SHORT_SNIPPET_CHARS = 200  # the abstract's opening under a TL;DR
+LINE_CHARS = 100  # the one line under a compact pick's title
 AUTHORS_SHOWN = 3
 
 
@@ -24,10 +27,24 @@ class PaperView:
     reasons: list[str] = field(default_factory=list)
     more_url: str = ""
     less_url: str = ""
+    tldr: str = ""  # the Hugging Face feed's one-line AI summary
+    thumbnail_url: str = ""
+    project_url: str = ""
+    organization: str = ""
+    line: str = ""  # one line for a compact pick: the TL;DR, else the abstract's opening
 
     @property
     def reasons_line(self) -> str:
         return "; ".join(self.reasons)
+
+    @property
+    def reason(self) -> str:
+        """The first reason, shown prominently (the ranking engine puts the one that matters most first)."""
+        return self.reasons[0] if self.reasons else ""
+
+    @property
+    def other_reasons(self) -> str:
+        return "; ".join(self.reasons[1:])
 
 
 @lru_cache(maxsize=8192)  # the same abstracts go to many recipients
@@ -58,18 +75,31 @@ def paper_url(paper: Paper) -> str:
 
 
 def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "", less_url: str = "") -> PaperView:
+    """What a reader sees of a paper: LaTeX made readable, only http(s) links (stored ones already are)."""
+    tldr = " ".join(readable(paper.tldr).split())
+    abstract = snippet(readable(paper.abstract), SHORT_SNIPPET_CHARS if tldr else SNIPPET_CHARS)
     return PaperView(
-        title=paper.title,
-        url=paper_url(paper),
-        pdf_url=paper.pdf_url,
-        code_url=paper.code_url,
+        title=readable(paper.title),
+        url=web_link(paper_url(paper)),
+        pdf_url=web_link(paper.pdf_url),
+        code_url=web_link(paper.code_url),
         authors_line=authors_line(paper.authors),
         upvotes=paper.upvotes,
-        snippet=snippet(paper.abstract),
+        snippet=abstract,
         reasons=list(reasons or []),
         more_url=more_url,
         less_url=less_url,
+        tldr=tldr,
+        thumbnail_url=web_link(paper.thumbnail_url),
+        project_url=web_link(paper.project_url),
+        organization=" ".join(paper.organization.split()),
+        line=snippet(tldr or abstract, LINE_CHARS),
     )
+
+
+def web_link(url: str) -> str:
+    """`url` when it is an http(s) URL, else '' (nothing else is ever shown as a link)."""
+    return url if url[:8].lower().startswith(("https://", "http://")) else ""
 
 
 @lru_cache(maxsize=64)

@@ -20,6 +20,9 @@ from newsletter.render import PaperView, paper_view
 AUTHORS = ["Alice Zhang", "李明", "José Álvarez-Ruiz", "Søren Kierkegaard-Nielsen", "Nguyễn Thị Minh Khai",
            "Aleksandr Grothendieck", "Priya Raghunathan", "Oluwaseun Adeyemi", "Zoë Müller-Lüdenscheidt",
            "Hiroshi Yamamoto", "Fatima Al-Zahra", "Carlos Mendoza Hernández"]
+# What the ranking engine writes: one plain sentence first (shown prominently), then details. A typical pick has
+# one; the worst case three long ones.
+REASON = "Matches your keywords KV cache and speculative decoding, and José Álvarez-Ruiz wrote it."
 REASONS = ["matches your keywords: KV cache, long-context inference, speculative decoding",
            "by an author you follow: José Álvarez-Ruiz, Søren Kierkegaard-Nielsen",
            "about your interests: compression, attention, retrieval, transformers, efficiency"]
@@ -45,7 +48,18 @@ def full_paper(paper: PaperIn, number: int) -> Paper:
         authors=AUTHORS, url=f"https://huggingface.co/papers/{arxiv_id}", pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
         code_url=f"https://github.com/example-research-lab/{paper.title_key.replace(' ', '-')[:60]}",
         upvotes=1000 + number,
+        tldr=tldr_of(paper.abstract),
+        thumbnail_url=f"https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/{arxiv_id}.png",
+        project_url=f"https://example-research-lab.github.io/{arxiv_id}/",
+        organization="Example Research Lab",
     )
+
+
+def tldr_of(abstract: str) -> str:
+    """A one-sentence summary in the style of Hugging Face's AI summaries: the abstract's first sentence, at most
+    about 200 characters."""
+    first = abstract.split(". ")[0].strip().rstrip(".")
+    return (first if len(first) <= 200 else first[:200].rsplit(" ", 1)[0]) + "."
 
 
 def sample_subscriber(number: int) -> Subscriber:
@@ -54,8 +68,8 @@ def sample_subscriber(number: int) -> Subscriber:
 
 
 def edition_views(subscriber: Subscriber, picks: list[Paper], trending: list[Paper],
-                  settings: Settings) -> tuple[list[PaperView], list[PaperView]]:
-    views = [paper_view(p, REASONS, feedback_url(subscriber, p.id, "more", settings),
+                  settings: Settings, reasons: list[str] = REASONS) -> tuple[list[PaperView], list[PaperView]]:
+    views = [paper_view(p, reasons, feedback_url(subscriber, p.id, "more", settings),
                         feedback_url(subscriber, p.id, "less", settings)) for p in picks]
     return views, [paper_view(p) for p in trending]
 
@@ -67,6 +81,16 @@ def worst_case_edition(settings: Settings, count: int = 10, trending: int = 5, s
     return edition_kwargs(sample_subscriber(subscriber_number), papers[:count], papers[count:], settings)
 
 
+def typical_edition(settings: Settings, count: int = 10, trending: int = 3, subscriber_number: int = 1) -> dict:
+    """Keyword arguments for `render_edition`: papers of the corpus' median length (title and abstract), every
+    field filled: what a day usually looks like, where `worst_case_edition` is the longest possible."""
+    corpus = sorted(sample_corpus(), key=lambda p: (len(p.title) * 4 + len(p.abstract), p.title_key))
+    middle = len(corpus) // 2 - (count + trending) // 2
+    chosen = corpus[middle: middle + count + trending]
+    papers = [full_paper(p, i) for i, p in enumerate(chosen, start=1)]
+    return edition_kwargs(sample_subscriber(subscriber_number), papers[:count], papers[count:], settings, [REASON])
+
+
 def random_edition(settings: Settings, rng: random.Random, subscriber_number: int, count: int = 10,
                    trending: int = 5) -> dict:
     """Keyword arguments for `render_edition`: a random pick of corpus papers, every field filled."""
@@ -76,8 +100,9 @@ def random_edition(settings: Settings, rng: random.Random, subscriber_number: in
     return edition_kwargs(sample_subscriber(subscriber_number), papers[:count], papers[count:], settings)
 
 
-def edition_kwargs(subscriber: Subscriber, picks: list[Paper], trending: list[Paper], settings: Settings) -> dict:
-    views, trending_views = edition_views(subscriber, picks, trending, settings)
+def edition_kwargs(subscriber: Subscriber, picks: list[Paper], trending: list[Paper], settings: Settings,
+                   reasons: list[str] = REASONS) -> dict:
+    views, trending_views = edition_views(subscriber, picks, trending, settings, reasons)
     day = date(2026, 11, 25)
     return {
         "day": day,
