@@ -31,6 +31,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from newsletter.config import Settings  # noqa: E402
 from newsletter.ingest import parse_source, read_source, sample_sources  # noqa: E402
 from newsletter.models import Paper, Subscriber  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
-from newsletter.ranking.lexical import TermIndex, query_terms  # noqa: E402
+from newsletter.ranking.lexical import TermIndex, tokenize  # noqa: E402
 from newsletter.ranking.score import CandidatePool, Profile  # noqa: E402
 
 K = 10
@@ -122,10 +123,10 @@ def reader_text(subscriber: Subscriber) -> str:
     return " ".join([subscriber.interests, ", ".join(subscriber.keywords)]).strip()
 
 
-def ranker_profile(subscriber: Subscriber, liked: Sequence[Paper] = ()) -> Profile:
+def ranker_profile(subscriber: Subscriber, seeds: Sequence[Paper] = ()) -> Profile:
     """The ranker's profile of a reader, built by the same code as for a stored subscriber (no database)."""
     text = embeddings.profile_text(subscriber)
-    return Profile.of(subscriber, vector=embeddings.encode([text])[0] if text else None, liked=list(liked))
+    return Profile.of(subscriber, vector=embeddings.encode([text])[0] if text else None, seeds=list(seeds))
 
 
 class Split:
@@ -140,7 +141,7 @@ class Split:
         texts = [f"{p.title} {p.abstract}" for p in self.papers]
         self.tfidf = TfidfVectorizer(stop_words="english", sublinear_tf=True, ngram_range=(1, 2))
         self.doc_tfidf = self.tfidf.fit_transform(texts)
-        self.bm25 = TermIndex.build(texts, kind="bm25")
+        self.bm25 = TermIndex.build(texts, kind="bm25", analyzer=tokenize)  # plain words, as BM25 is usually run
         self.pool = CandidatePool(self.papers, semantic=True)
 
     def top(self, scores: np.ndarray, k: int = K) -> list[int]:
@@ -151,7 +152,7 @@ class Split:
             return [self.indices[self.pool.papers.index(r.paper)] for r in self.pool.rank(ranker_profile(s), K)]
 
         def bm25(s: Subscriber) -> list[int]:
-            return self.top(self.bm25.scores(query_terms(reader_text(s))))
+            return self.top(self.bm25.scores(plain_query(reader_text(s))))
 
         def tfidf(s: Subscriber) -> list[int]:
             return self.top((self.doc_tfidf @ self.tfidf.transform([reader_text(s)]).T).toarray().ravel())
@@ -160,7 +161,7 @@ class Split:
             return self.top(self.minilm_scores(s))
 
         def fused(s: Subscriber) -> list[int]:
-            return self.top(zscore(self.bm25.scores(query_terms(reader_text(s)))) + zscore(self.minilm_scores(s)))
+            return self.top(zscore(self.bm25.scores(plain_query(reader_text(s)))) + zscore(self.minilm_scores(s)))
 
         return {"ours": ours, "bm25": bm25, "tfidf": tfidf, "minilm": minilm, "bm25+minilm": fused}
 
@@ -170,6 +171,10 @@ class Split:
     def ours_with_seeds(self, s: Subscriber, seeds: Sequence[Paper]) -> list[int]:
         position = {id(p): i for i, p in enumerate(self.pool.papers)}
         return [self.indices[position[id(r.paper)]] for r in self.pool.rank(ranker_profile(s, seeds), K)]
+
+
+def plain_query(text: str) -> dict[str, float]:
+    return {term: float(count) for term, count in Counter(tokenize(text)).items()}
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
