@@ -99,6 +99,10 @@ class Subscriber(SQLModel, table=True):
     keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     followed_authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     excluded_keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Papers the reader wrote or liked, given at sign-up or later ("seed papers"), as stored paper ids: the ranker
+    # learns from them like from papers saved with "more like this" (subscribers.profiles.resolve_seed_papers).
+    seed_paper_ids: list[int] = Field(default_factory=list,
+                                      sa_column=Column(JSON, nullable=False, server_default="[]"))
     timezone: str = "UTC"
     send_hour: int = 7
     frequency: str = "daily"

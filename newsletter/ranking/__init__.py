@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import Session, col, or_, select
 
+from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Feedback, Paper, Pick, Subscriber
 from newsletter.ranking import embeddings
@@ -82,12 +83,23 @@ def feedback_papers_of(session: Session, subscriber_ids: Sequence[int]) -> dict[
     return found
 
 
+def seed_papers_of(session: Session, subscribers: Sequence[Subscriber]) -> dict[int, list[Paper]]:
+    """subscriber id -> their seed papers (see seeds.py), for many subscribers in a few queries."""
+    wanted = sorted({i for s in subscribers for i in s.seed_paper_ids or []})
+    papers: dict[int, Paper] = {}
+    for part in chunked(wanted, 500):
+        papers.update((p.id, p) for p in session.exec(select(Paper).where(col(Paper.id).in_(part))))
+    return {s.id: [papers[i] for i in s.seed_paper_ids or [] if i in papers] for s in subscribers}
+
+
 def profiles_for(session: Session, subscribers: Sequence[Subscriber], settings: Settings) -> list[Profile]:
     """Ranker profiles for a batch of subscribers: a handful of queries, whatever the batch size."""
     ids = [s.id for s in subscribers]
     vectors = embeddings.profile_vectors(session, subscribers, settings)
     sent = sent_papers_of(session, ids)
     feedback = feedback_papers_of(session, ids)
-    return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"])
+    seeds = seed_papers_of(session, subscribers)
+    return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"],
+                       seeds=seeds[s.id])
             for s, v in zip(subscribers, vectors)]
 
