@@ -237,18 +237,20 @@ class TermIndex:
         return (1 + np.log(tf)) * idf
 
     def term_idf(self, term: str) -> float:
-        """The idf of an index term (0 for a term no document has)."""
+        """The idf of an index term (a term no document has counts as the rarest)."""
         row = self.vocabulary.get(term)
-        return 0.0 if row is None else float(self.idf[row])
+        return self._idf_of_df(0.0) if row is None else float(self.idf[row])
+
+    def _idf_of_df(self, df: float) -> float:
+        n = self.weights.shape[1]
+        if self.kind == "bm25":
+            return float(np.log1p((n - df + 0.5) / (df + 0.5)))
+        return float(np.log((1 + n) / (1 + df)) + 1)
 
     @property
     def common_idf(self) -> float:
         """The idf of a term in a quarter of the documents: below it a term is too common to explain a pick."""
-        n = self.weights.shape[1]
-        df = max(1.0, n / 4)
-        if self.kind == "bm25":
-            return float(np.log1p((n - df + 0.5) / (df + 0.5)))
-        return float(np.log((1 + n) / (1 + df)) + 1)
+        return self._idf_of_df(max(1.0, self.weights.shape[1] / 4))
 
     def documents_with_all(self, terms: list[str]) -> np.ndarray:
         """Indices of the documents that contain every one of `terms` (a cheap filter before a phrase match)."""
