@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -69,6 +70,7 @@ CHUNK = 2048  # subscribers scored per matrix
 THREADS = min(os.cpu_count() or 1, 4)  # chunks scored at once: numpy and scipy release the GIL in the heavy parts
 SIMILAR_SAVED = 0.5  # cosine at which a pick is explained as close to a paper you saved (or seeded)
 SEMANTIC_MATCH = 0.3  # cosine at which a pick with no shared words is explained as close in topic
+FACET_SHARE = 0.6  # share of a facet's (idf-weighted) terms a paper must have to be explained as about it
 
 
 @dataclass
@@ -122,8 +124,7 @@ class Profile:
     def facets(self) -> list[tuple[str, frozenset[str]]]:
         """(facet as typed, its index terms), computed on first need (only picks being explained need them)."""
         if self._facets is None:
-            self._facets = [(facet, frozenset(terms(facet))) for facet in facets_of(self.interests, self.keywords)
-                            if facet.casefold() not in {k.casefold() for k in self.keywords}]
+            self._facets = facets_without_keywords(self.interests, tuple(self.keywords))
         return self._facets
 
     @classmethod
@@ -166,6 +167,8 @@ class CandidatePool:
         self._authors = [list(paper.authors) for paper in self.papers]  # plain lists: explaining reads them per pick
         self._upvotes = [paper.upvotes for paper in self.papers]
         self._background: tuple[np.ndarray, np.ndarray] | None = None  # for feedback models
+        self._facet_weights: dict[str, tuple[list[tuple[str, float]], float]] = {}  # facet -> terms' idf, sum
+        self._common_idf = self.index.common_idf
 
     def __len__(self) -> int:
         return len(self.papers)
@@ -363,33 +366,42 @@ class CandidatePool:
         return [sentence(self.grounds(profile, i))]
 
     def grounds(self, profile: Profile, i: int) -> Grounds:
-        """What is true of paper i for this profile, for its sentence."""
+        """What is true of paper i for this profile, for its sentence: only as much as the sentence can say (a
+        sentence names two reasons at most; a facet only when no keyword matched), gathered in the rules' order."""
         grounds = Grounds(upvotes=self._upvotes[i], trending=bool(self.trending[i] >= TRENDING_SHOWN))
         if profile.followed:
             grounds.authors = [a for a in self._authors[i] if a.casefold() in profile.followed]
         grounds.keywords = [k for k in profile.keywords if i in self.phrase_set(k)]
-        similar = self._most_similar(profile.positives(), i)
-        if similar is not None:
-            grounds.resembles, grounds.resembles_seed = similar.title, any(similar is s for s in profile.seeds)
-        grounds.facet = self._facet(profile, i)
-        if self.vectors is not None and profile.vector is not None:
+        found = bool(grounds.authors) + bool(grounds.keywords)
+        if found < 2 and (profile.seeds or profile.liked):
+            similar = self._most_similar(profile.positives(), i)
+            if similar is not None:
+                grounds.resembles, grounds.resembles_seed = similar.title, any(similar is s for s in profile.seeds)
+                found += 1
+        if found < 2 and not grounds.keywords:
+            grounds.facet = self._facet(profile, i)
+            found += grounds.facet is not None
+        if not found and self.vectors is not None and profile.vector is not None:
             grounds.semantic = float(self.vectors[i] @ profile.vector) >= SEMANTIC_MATCH
         return grounds
 
     def _facet(self, profile: Profile, i: int) -> str | None:
         """The facet of the reader's interests the paper covers best: most of its terms (weighted by how rare they
-        are) in the paper; at least half of them, and at least one that is not common."""
+        are) in the paper; at least FACET_SHARE of them, and at least one that is not common."""
         doc_terms = self.index.doc_terms[i]
-        best, best_share = None, 0.5
+        best, best_share = None, FACET_SHARE
         for facet, facet_terms in profile.facets():
-            weights = {t: self.index.term_idf(t) for t in facet_terms}
-            total = sum(weights.values())
-            if not total:
+            weighed = self._facet_weights.get(facet)
+            if weighed is None:  # per pool: facets recur across readers and picks
+                weights = [(t, self.index.term_idf(t)) for t in facet_terms]
+                weighed = self._facet_weights[facet] = (weights, sum(w for _, w in weights) or 1.0)
+            weights, total = weighed
+            shared = [w for t, w in weights if t in doc_terms]
+            if not shared:
                 continue
-            shared = [t for t in facet_terms if t in doc_terms]
-            share = sum(weights[t] for t in shared) / total
+            share = sum(shared) / total
             if share > best_share or (share == best_share and best is not None and len(facet) < len(best)):
-                if any(weights[t] >= self.index.common_idf for t in shared):
+                if max(shared) >= self._common_idf:
                     best, best_share = facet, share
         return best
 
@@ -399,6 +411,15 @@ class CandidatePool:
         similarity = self.features_of(papers) @ self.features[i]
         best = int(np.argmax(similarity))
         return papers[best] if similarity[best] >= SIMILAR_SAVED and papers[best].id != self.papers[i].id else None
+
+
+@lru_cache(maxsize=4096)
+def facets_without_keywords(interests: str, keywords: tuple[str, ...]) -> list[tuple[str, frozenset[str]]]:
+    """(facet, its index terms) of the interests text (keywords are explained as keywords). Cached: readers often
+    type the same profile."""
+    typed = {k.casefold() for k in keywords}
+    return [(facet, frozenset(terms(facet))) for facet in facets_of(interests, list(keywords))
+            if facet.casefold() not in typed]
 
 
 def contains_sequence(sequence: list[str], wanted: tuple[str, ...]) -> bool:
