@@ -11,8 +11,9 @@ feedback token of `links.feedback_url`, read back by the web handler's `feedback
 `record_feedback`); then the next top 10 is ranked. Both rankings are scored by nDCG@10 over the papers not judged
 (judged papers are never shown again). Reported: before, after and the lift, per profile and on average.
 
-Topics mode (the earlier check of the feedback model's background): a reader saves 3 papers of one topic and rejects 2 of another (topics found by phrase in the bundled sample
-corpus, MiniLM vectors); their own model alone then ranks the rest of the corpus. Reported per background: the
+Topics mode (the earlier check of the feedback model's background): a reader saves 3 papers of one topic and
+rejects 2 of another (topics found by phrase in the bundled sample corpus, MiniLM vectors); their own model alone
+then ranks the rest of the corpus. Reported per background: the
 share of its top 20 that carries the saved topic (higher is better), the share that carries the rejected one
 (lower is better), and the time to fit a batch of 20 such readers. Needs the `semantic` extra.
 The last line is one JSON object with every figure.
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.ranking_quality import paper_vectors, sample_papers  # noqa: E402
 from newsletter.config import Settings  # noqa: E402
-from newsletter.models import Paper  # noqa: E402
+from newsletter.models import Paper, Subscriber  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
 from newsletter.ranking.feedback import FeedbackModel, background_prototypes  # noqa: E402
 
@@ -105,7 +106,7 @@ def judged_mode(args: argparse.Namespace) -> dict:
         pool = corpus.pool(judged_set["splits"][split_name]["files"])
         with tempfile.TemporaryDirectory() as scratch:
             settings = Settings(_env_file=None, data_dir=Path(scratch), database_url=f"sqlite:///{scratch}/fb.db",
-                                secret_key="feedback-benchmark", base_url="http://localhost")  # noqa: S106
+                                secret_key="feedback-benchmark", base_url="http://localhost")
             db.upgrade(settings.sqlalchemy_url)
             with Session(db.get_engine(settings.sqlalchemy_url), expire_on_commit=False) as session:
                 stored = {}
@@ -130,11 +131,11 @@ def judged_mode(args: argparse.Namespace) -> dict:
                         subscriber = add_subscriber(session, f"{form}-{n}@example.org", status="active",
                                                     interests=typed.interests, keywords=typed.keywords)
 
-                        def ranked(limit: int = 10) -> list[int]:
-                            profile = profiles_for(session, [subscriber], settings)[0]  # noqa: B023
-                            return [position[r.paper.id] for r in candidates.rank(profile, limit)]
+                        def ranked(subscriber: Subscriber, limit: int = 10) -> list[int]:
+                            profile = profiles_for(session, [subscriber], settings)[0]  # noqa: B023 (as recommend)
+                            return [position[r.paper.id] for r in candidates.rank(profile, limit)]  # noqa: B023
 
-                        first = ranked(40)
+                        first = ranked(subscriber, 40)
                         top = first[:10]
                         more = [i for i in top if grades.get(i, 0) == 2][:MORE]
                         less = [i for i in top if grades.get(i, 0) == 0][:LESS]
@@ -147,7 +148,7 @@ def judged_mode(args: argparse.Namespace) -> dict:
                         judged_now = set(more) | set(less)
                         unjudged = {i: g for i, g in grades.items() if i not in judged_now}
                         before = ndcg([i for i in first if i not in judged_now], unjudged)
-                        after_ranking = ranked()
+                        after_ranking = ranked(subscriber)
                         assert not judged_now & set(after_ranking), "a judged paper was shown again"
                         after = ndcg(after_ranking, unjudged)
                         rows.append((judged["name"], len(more), len(less), before, after))

@@ -45,6 +45,7 @@ from newsletter.config import Settings  # noqa: E402
 from newsletter.ingest import parse_source, read_source, sample_sources  # noqa: E402
 from newsletter.models import Paper, Subscriber  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
+from newsletter.ranking.lexical import Corpus as LexicalCorpus  # noqa: E402
 from newsletter.ranking.lexical import TermIndex, tokenize  # noqa: E402
 from newsletter.ranking.score import CandidatePool, Profile  # noqa: E402
 
@@ -142,7 +143,7 @@ class Split:
         self.tfidf = TfidfVectorizer(stop_words="english", sublinear_tf=True, ngram_range=(1, 2))
         self.doc_tfidf = self.tfidf.fit_transform(texts)
         self.bm25 = TermIndex.build(texts, kind="bm25", analyzer=tokenize)  # plain words, as BM25 is usually run
-        self.pool = CandidatePool(self.papers, semantic=True)
+        self.pool = CandidatePool(self.papers, semantic=True, corpus=stored(corpus))  # as load_pool: idf of all
 
     def top(self, scores: np.ndarray, k: int = K) -> list[int]:
         return [self.indices[i] for i in np.argsort(-scores, kind="stable")[:k]]
@@ -175,6 +176,14 @@ class Split:
 
 def plain_query(text: str) -> dict[str, float]:
     return {term: float(count) for term, count in Counter(tokenize(text)).items()}
+
+
+def stored(corpus: Corpus) -> LexicalCorpus:
+    """Document frequencies over every paper of the sample: the stored papers, as `load_pool` counts them."""
+    counted = LexicalCorpus()
+    for paper in corpus.papers:
+        counted.add(f"{paper.title} {paper.abstract}")
+    return counted
 
 
 def zscore(values: np.ndarray) -> np.ndarray:

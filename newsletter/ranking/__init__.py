@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
 from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Feedback, Paper, Pick, Subscriber
 from newsletter.ranking import embeddings
+from newsletter.ranking.lexical import Corpus
 from newsletter.ranking.score import CandidatePool, Profile, Recommendation
 
 __all__ = ["CandidatePool", "Profile", "Recommendation", "candidate_papers", "load_pool", "profiles_for",
@@ -35,7 +37,36 @@ def load_pool(session: Session, day: date, settings: Settings) -> CandidatePool:
     """The edition's candidates, indexed once. Papers that missed embedding at ingest are embedded (and stored) here."""
     papers = candidate_papers(session, day, settings.candidate_days)
     embeddings.embed_missing(session, settings, papers)
-    return CandidatePool(papers, now=edition_end(day), semantic=embeddings.semantic_available(settings))
+    return CandidatePool(papers, now=edition_end(day), semantic=embeddings.semantic_available(settings),
+                         corpus=stored_corpus(session, papers))
+
+
+CORPUS_PAPERS = 5000  # the newest stored papers whose words set how rare a word is (idf)
+_corpus_cache: dict[tuple, Corpus] = {}
+_corpus_lock = threading.Lock()
+
+
+def stored_corpus(session: Session, pool: Sequence[Paper]) -> Corpus:
+    """Document frequencies over the newest CORPUS_PAPERS stored papers and the pool: the idf of the ranker's
+    BM25 (a day's pool alone is too small to say how common a word is). Counted once per process until papers
+    are added (keyed by the newest id and the count)."""
+    newest, count = session.exec(select(func.max(Paper.id), func.count(col(Paper.id)))).one()
+    key = (str(session.get_bind().url), newest, count, len(pool))
+    with _corpus_lock:
+        found = _corpus_cache.get(key)
+        if found is None:
+            corpus = Corpus()
+            ids = {p.id for p in pool}
+            for paper in pool:
+                corpus.add(f"{paper.title} {paper.abstract}")
+            rows = session.exec(select(Paper.id, Paper.title, Paper.abstract).order_by(col(Paper.id).desc())
+                                .limit(CORPUS_PAPERS))
+            for paper_id, title, abstract in rows:
+                if paper_id not in ids:
+                    corpus.add(f"{title} {abstract}")
+            _corpus_cache.clear()
+            found = _corpus_cache[key] = corpus
+    return found
 
 
 def trending_papers(session: Session, day: date, settings: Settings) -> list[Paper]:

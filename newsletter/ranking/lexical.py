@@ -140,11 +140,18 @@ class TermIndex:
     k1: float = 1.5
     b: float = 0.75
     average_length: float = 1.0  # terms per document
+    documents: int = 0  # the documents idf was counted over (more than the index's own with a corpus)
 
     @classmethod
     def build(cls, texts: list[str], kind: Literal["tfidf", "bm25"] = "tfidf", k1: float = 1.5,
-              b: float = 0.75, analyzer: Callable[[str], list[str]] = terms) -> TermIndex:
-        """The index of `texts` (`analyzer`: how a text becomes terms; queries must be analyzed the same way)."""
+              b: float = 0.75, analyzer: Callable[[str], list[str]] = terms,
+              corpus: Corpus | None = None) -> TermIndex:
+        """The index of `texts` (`analyzer`: how a text becomes terms; queries must be analyzed the same way).
+
+        `corpus`: how many documents of a larger collection (the stored papers) contain each term; idf is then
+        taken from it rather than from `texts` alone (a day's pool of a hundred papers is a noisy estimate of how
+        common a word is). A term the corpus does not know counts with its frequency in `texts`.
+        """
         doc_terms = [Counter(analyzer(text)) for text in texts]
         vocabulary: dict[str, int] = {}
         rows, cols, tfs = [], [], []
@@ -156,18 +163,23 @@ class TermIndex:
         n = len(texts)
         rows_a, cols_a, tf = np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64), np.array(tfs, np.float32)
         df = np.bincount(rows_a, minlength=len(vocabulary)).astype(np.float32)
+        if corpus is not None and corpus.documents > n:
+            known = np.array([corpus.frequencies.get(term, 0) for term in vocabulary], dtype=np.float32)
+            n, df = corpus.documents, np.maximum(known, df)
         doc_len = np.array([sum(c.values()) for c in doc_terms], dtype=np.float32)
         index = cls(kind, vocabulary, sparse.csr_matrix((0, 0)), np.zeros(0, np.float32), doc_terms, k1=k1, b=b,
-                    average_length=float(doc_len.mean()) if n and doc_len.mean() > 0 else 1.0)
+                    average_length=float(doc_len.mean()) if len(texts) and doc_len.mean() > 0 else 1.0)
         if kind == "bm25":
             idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
             values = index._weights_of(tf, idf[rows_a], doc_len[cols_a])
         else:
             idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
             values = index._weights_of(tf, idf[rows_a], doc_len[cols_a])
-            norms = np.sqrt(np.bincount(cols_a, weights=values ** 2, minlength=n))
+            norms = np.sqrt(np.bincount(cols_a, weights=values ** 2, minlength=len(texts)))
             values = values / np.where(norms > 0, norms, 1.0)[cols_a]
-        index.weights = sparse.csr_matrix((values.astype(np.float32), (rows_a, cols_a)), shape=(len(vocabulary), n))
+        index.weights = sparse.csr_matrix((values.astype(np.float32), (rows_a, cols_a)),
+                                          shape=(len(vocabulary), len(texts)))
+        index.documents = n
         index.idf = idf
         ids = interned_ids(vocabulary)
         index._column_of_id = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, dtype=np.int64)
@@ -242,7 +254,7 @@ class TermIndex:
         return self._idf_of_df(0.0) if row is None else float(self.idf[row])
 
     def _idf_of_df(self, df: float) -> float:
-        n = self.weights.shape[1]
+        n = self.documents
         if self.kind == "bm25":
             return float(np.log1p((n - df + 0.5) / (df + 0.5)))
         return float(np.log((1 + n) / (1 + df)) + 1)
@@ -250,7 +262,7 @@ class TermIndex:
     @property
     def common_idf(self) -> float:
         """The idf of a term in a quarter of the documents: below it a term is too common to explain a pick."""
-        return self._idf_of_df(max(1.0, self.weights.shape[1] / 4))
+        return self._idf_of_df(max(1.0, self.documents / 4))
 
     def documents_with_all(self, terms: list[str]) -> np.ndarray:
         """Indices of the documents that contain every one of `terms` (a cheap filter before a phrase match)."""
@@ -262,6 +274,18 @@ class TermIndex:
             found = self.weights.indices[self.weights.indptr[row]:self.weights.indptr[row + 1]]
             docs = found if docs is None else np.intersect1d(docs, found, assume_unique=True)
         return docs if docs is not None else np.arange(self.weights.shape[1])
+
+
+@dataclass
+class Corpus:
+    """How many documents of a collection contain each term: the idf of `TermIndex.build(..., corpus=)`."""
+
+    documents: int = 0
+    frequencies: Counter = field(default_factory=Counter)
+
+    def add(self, text: str) -> None:
+        self.documents += 1
+        self.frequencies.update(set(terms(text)))
 
 
 def query_terms(text: str, weight: float = 1.0) -> dict[str, float]:

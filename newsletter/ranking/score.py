@@ -42,6 +42,7 @@ from newsletter.ranking.facets import facets_of
 from newsletter.ranking.feedback import FeedbackModel, background_prototypes
 from newsletter.ranking.fusion import standardize_rows
 from newsletter.ranking.lexical import (
+    Corpus,
     TermIndex,
     document_text,
     interned_ids,
@@ -145,9 +146,11 @@ class RankedChunk:
 class CandidatePool:
     """The papers one edition chooses from, indexed once for every subscriber."""
 
-    def __init__(self, papers: Sequence[Paper], now: datetime | None = None, semantic: bool = False):
+    def __init__(self, papers: Sequence[Paper], now: datetime | None = None, semantic: bool = False,
+                 corpus: Corpus | None = None):
         self.papers = list(papers)
-        self.index = TermIndex.build([document_text(p.title, p.abstract) for p in self.papers], kind="bm25")
+        self.index = TermIndex.build([document_text(p.title, p.abstract) for p in self.papers], kind="bm25",
+                                     corpus=corpus)  # idf from the stored papers when given
         self.sequences = [terms(f"{p.title} {p.abstract}", joined=False) for p in self.papers]  # for phrases
         self.trending = trending_prior(self.papers, now or datetime.now(UTC))
         self.semantic = semantic  # rank with the papers' sentence embeddings (stored at ingest)
