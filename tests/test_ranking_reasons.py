@@ -80,3 +80,16 @@ def test_pool_reasons_name_the_readers_words_never_numbers_or_token_lists():
     for r in picks:
         assert len(r.reasons) == 1 and r.reasons[0].endswith(".")
         assert not re.search(r"\d\.\d|semantic|score", r.reasons[0])  # no similarity numbers, no debug words
+
+
+def test_idf_comes_from_the_stored_corpus_when_given():
+    from newsletter.ranking.lexical import Corpus, TermIndex
+
+    pool = ["diffusion models for images", "graph neural networks"]
+    corpus = Corpus()
+    for text in pool + ["diffusion of innovations"] * 50 + ["graph coloring"]:
+        corpus.add(text)
+    alone, counted = TermIndex.build(pool, kind="bm25"), TermIndex.build(pool, kind="bm25", corpus=corpus)
+    assert alone.term_idf("diffus") == alone.term_idf("graph")  # two papers cannot tell the words apart
+    assert counted.term_idf("diffus") < counted.term_idf("graph")  # the stored papers can
+    assert counted.documents == 53 and counted.weights.shape == (len(counted.vocabulary), 2)
