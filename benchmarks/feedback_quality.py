@@ -4,7 +4,8 @@
     python benchmarks/feedback_quality.py --mode topics [--seeds 8]
 
 Judged mode (the default): for each profile of benchmarks/judged/profiles.json, in both forms (full, short) and on
-each split's pool, a subscriber is stored in a scratch SQLite database holding that pool's papers; their first
+each split's pool, a subscriber is stored in a scratch SQLite database holding every sample paper (the
+pool's ingested today, the others two months ago, so only the pool's are candidates); their first
 email's top 10 is ranked as `newsletter recommend` ranks it; they click "more like this" on up to 3 of its grade-2
 papers and "less like this" on up to 2 of its grade-0 papers, through the email links' own path (the signed
 feedback token of `links.feedback_url`, read back by the web handler's `feedback_target`, then
@@ -83,7 +84,7 @@ MORE, LESS = 3, 2  # clicks of "more like this" on grade-2 papers, of "less like
 
 def judged_mode(args: argparse.Namespace) -> dict:
     import tempfile
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from sqlmodel import Session
 
@@ -109,15 +110,16 @@ def judged_mode(args: argparse.Namespace) -> dict:
                                 secret_key="feedback-benchmark", base_url="http://localhost")
             db.upgrade(settings.sqlalchemy_url)
             with Session(db.get_engine(settings.sqlalchemy_url), expire_on_commit=False) as session:
-                stored = {}
-                for i in pool:
-                    source = corpus.papers[i]
+                stored, members = {}, set(pool)
+                for i, source in enumerate(corpus.papers):  # every sample paper is stored; the pool's are today's
+                    ingested = datetime.now(UTC) - timedelta(days=0 if i in members else 60)
                     paper = Paper(external_id=source.external_id, title_key=source.title_key, title=source.title,
                                   abstract=source.abstract, authors=list(source.authors), source=source.source,
-                                  ingested_at=datetime.now(UTC), embedding=embeddings.to_bytes(vectors[i]),
+                                  ingested_at=ingested, embedding=embeddings.to_bytes(vectors[i]),
                                   embedding_model=embeddings.MODEL_NAME)
                     session.add(paper)
-                    stored[i] = paper
+                    if i in members:
+                        stored[i] = paper
                 session.commit()
                 position = {paper.id: i for i, paper in stored.items()}  # stored id -> corpus index
                 candidates = load_pool(session, day, settings)
