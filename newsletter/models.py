@@ -113,6 +113,9 @@ class Subscriber(SQLModel, table=True):
     # recomputed only when the profile changes (newsletter.ranking.embeddings.profile_vectors).
     profile_embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     profile_key: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
+    # The facets of the profile (newsletter.ranking.facets), {"key": hash of the text, "facets": [...]}: recomputed
+    # only when the profile changes (newsletter.ranking.stored_facets).
+    profile_facets: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     created_at: datetime = Field(default_factory=utcnow)
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None

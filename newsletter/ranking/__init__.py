@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -12,6 +13,7 @@ from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Feedback, Paper, Pick, Subscriber
 from newsletter.ranking import embeddings
+from newsletter.ranking.facets import facets_of
 from newsletter.ranking.lexical import Corpus
 from newsletter.ranking.score import CandidatePool, Profile, Recommendation
 
@@ -51,7 +53,7 @@ def stored_corpus(session: Session, pool: Sequence[Paper]) -> Corpus:
     BM25 (a day's pool alone is too small to say how common a word is). Counted once per process until papers
     are added (keyed by the newest id and the count)."""
     newest, count = session.exec(select(func.max(Paper.id), func.count(col(Paper.id)))).one()
-    key = (str(session.get_bind().url), newest, count, len(pool))
+    key = (str(getattr(session.get_bind(), "url", "")), newest, count, tuple(p.id for p in pool))
     with _corpus_lock:
         found = _corpus_cache.get(key)
         if found is None:
@@ -130,7 +132,26 @@ def profiles_for(session: Session, subscribers: Sequence[Subscriber], settings: 
     sent = sent_papers_of(session, ids)
     feedback = feedback_papers_of(session, ids)
     seeds = seed_papers_of(session, subscribers)
+    facets = stored_facets(session, subscribers)
     return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"],
-                       seeds=seeds[s.id])
-            for s, v in zip(subscribers, vectors)]
+                       seeds=seeds[s.id], facet_texts=f)
+            for s, v, f in zip(subscribers, vectors, facets)]
+
+
+def stored_facets(session: Session, subscribers: Sequence[Subscriber]) -> list[list[str]]:
+    """Each subscriber's facets (facets.py), stored on the subscriber with the hash of the text they came from:
+    worked out once per profile edit, not once per edition."""
+    found, changed = [], False
+    for subscriber in subscribers:
+        key = hashlib.sha1(f"{subscriber.interests}\n{chr(31).join(subscriber.keywords)}".encode()).hexdigest()
+        stored = subscriber.profile_facets or {}
+        if stored.get("key") != key:
+            stored = {"key": key, "facets": facets_of(subscriber.interests, list(subscriber.keywords))}
+            subscriber.profile_facets = stored
+            session.add(subscriber)
+            changed = True
+        found.append(list(stored["facets"]))
+    if changed:
+        session.flush()
+    return found
 

@@ -94,6 +94,7 @@ class Profile:
     disliked: list[Paper] = field(default_factory=list)  # "less like this"
     seeds: list[Paper] = field(default_factory=list)  # papers the reader wrote or liked, given at sign-up
     sent: set[int] = field(default_factory=set)  # paper ids already sent: never picked again
+    facet_texts: list[str] | None = None  # the profile's facets as stored with the subscriber (None: worked out here)
     # Compiled at construction (the text fields are not meant to change afterwards):
     query: dict[str, float] = field(init=False)
     query_ids: np.ndarray = field(init=False, repr=False)  # the query's terms as interned ids, and their weights
@@ -125,7 +126,12 @@ class Profile:
     def facets(self) -> list[tuple[str, frozenset[str]]]:
         """(facet as typed, its index terms), computed on first need (only picks being explained need them)."""
         if self._facets is None:
-            self._facets = facets_without_keywords(self.interests, tuple(self.keywords))
+            if self.facet_texts is None:
+                self._facets = facets_without_keywords(self.interests, tuple(self.keywords))
+            else:
+                typed = {k.casefold() for k in self.keywords}
+                self._facets = [(facet, frozenset(terms(facet))) for facet in self.facet_texts
+                                if facet.casefold() not in typed]
         return self._facets
 
     @classmethod
