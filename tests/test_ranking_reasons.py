@@ -93,3 +93,19 @@ def test_idf_comes_from_the_stored_corpus_when_given():
     assert alone.term_idf("diffus") == alone.term_idf("graph")  # two papers cannot tell the words apart
     assert counted.term_idf("diffus") < counted.term_idf("graph")  # the stored papers can
     assert counted.documents == 53 and counted.weights.shape == (len(counted.vocabulary), 2)
+
+
+def test_facets_are_stored_with_the_subscriber_and_redone_only_when_the_profile_changes(session, settings):
+    from newsletter.ranking import profiles_for
+    from subscribers.profiles import update_profile
+    from tests.helpers import add_active
+
+    reader = add_active(session, "r@example.org", "Sparse MoE LLMs: expert routing; upcycling", "MoE")
+    [profile] = profiles_for(session, [reader], settings)
+    stored = dict(reader.profile_facets)
+    assert stored["facets"] == ["MoE", "Sparse MoE LLMs", "expert routing", "upcycling"]
+    assert [facet for facet, _ in profile.facets()] == ["Sparse MoE LLMs", "expert routing", "upcycling"]
+    reader.profile_facets = {**stored, "facets": ["kept"]}  # same key: not worked out again
+    assert profiles_for(session, [reader], settings)[0].facet_texts == ["kept"]
+    update_profile(session, reader, interests="long context")
+    assert profiles_for(session, [reader], settings)[0].facet_texts == ["MoE", "long context"]
