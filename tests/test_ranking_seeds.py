@@ -56,6 +56,7 @@ def test_cli_add_and_update_with_seed_papers(session, stored, cli):
     assert result.exit_code == 0, result.output
     assert f"seed papers: \u201c{KV}\u201d; \u201c{UPCYCLING}\u201d" in " ".join(result.output.split())
     ada = find_subscriber(session, "ada@example.org")
+    assert ada is not None
     session.refresh(ada)
     assert ada.seed_paper_ids == [stored[KV].id, stored[UPCYCLING].id]
 
