@@ -3,7 +3,8 @@
     python benchmarks/ranking.py [--subscribers 100000] [--papers 1000] [--embed 128]
 
 Papers are the bundled sample corpus cycled to --papers (so BM25 and phrase matching see real text); paper and
-profile vectors are precomputed (random unit vectors: speed does not depend on their values). Subscribers get
+profile vectors (and the profiles' facets) are precomputed, as they are stored (random unit vectors: speed does
+not depend on their values). Subscribers get
 synthetic but realistic profiles: interests text, keywords, some followed authors, excluded keywords, papers
 already sent and feedback. Reported: time to rank everyone (matrix part: scores, exclusions, MMR top 10), the time
 to also write every pick's reasons, peak memory (RSS), and the embedding throughput at ingest measured on --embed
@@ -31,6 +32,7 @@ from newsletter.config import Settings  # noqa: E402
 from newsletter.ingest import parse_source, read_source, sample_sources  # noqa: E402
 from newsletter.models import Paper  # noqa: E402
 from newsletter.ranking import embeddings  # noqa: E402
+from newsletter.ranking.facets import facets_of  # noqa: E402
 from newsletter.ranking.score import CHUNK, THREADS, CandidatePool, Profile  # noqa: E402
 
 TOPICS = ["dense retrieval for web search", "mixture of experts language models", "scaling laws for pretraining",
@@ -76,9 +78,12 @@ def make_profiles(n: int, papers: list[Paper], rng: np.random.Generator) -> list
     vectors = unit_rows(rng, n)
     profiles = []
     for i in range(n):
+        interests = "I work on " + " and ".join(pick.sample(TOPICS, 2)) + ", especially " + pick.choice(TOPICS)
+        keywords = pick.sample(KEYWORDS, pick.randint(1, 4))
         profile = Profile(
-            interests="I work on " + " and ".join(pick.sample(TOPICS, 2)) + ", especially " + pick.choice(TOPICS),
-            keywords=pick.sample(KEYWORDS, pick.randint(1, 4)),
+            interests=interests,
+            keywords=keywords,
+            facet_texts=facets_of(interests, keywords),  # stored with the subscriber, like the vector
             followed_authors=pick.sample(AUTHORS, 2) if pick.random() < 0.1 else [],
             excluded_keywords=[pick.choice(KEYWORDS)] if pick.random() < 0.1 else [],
             vector=vectors[i],

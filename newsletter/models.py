@@ -99,6 +99,10 @@ class Subscriber(SQLModel, table=True):
     keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     followed_authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     excluded_keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Papers the reader wrote or liked, given at sign-up or later ("seed papers"), as stored paper ids: the ranker
+    # learns from them like from papers saved with "more like this" (subscribers.profiles.resolve_seed_papers).
+    seed_paper_ids: list[int] = Field(default_factory=list,
+                                      sa_column=Column(JSON, nullable=False, server_default="[]"))
     timezone: str = "UTC"
     send_hour: int = 7
     frequency: str = "daily"
@@ -109,6 +113,9 @@ class Subscriber(SQLModel, table=True):
     # recomputed only when the profile changes (newsletter.ranking.embeddings.profile_vectors).
     profile_embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     profile_key: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
+    # The facets of the profile (newsletter.ranking.facets), {"key": hash of the text, "facets": [...]}: recomputed
+    # only when the profile changes (newsletter.ranking.stored_facets).
+    profile_facets: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
     created_at: datetime = Field(default_factory=utcnow)
     confirmed_at: datetime | None = None
     unsubscribed_at: datetime | None = None

@@ -80,6 +80,23 @@ def check_frequency(frequency: str) -> str:
     return frequency
 
 
+MAX_SEED_PAPERS = 20
+
+
+def check_seed_paper_ids(ids: Iterable[int]) -> list[int]:
+    """Seed papers as stored: ids of stored papers (resolved from what the reader typed by
+    newsletter.ranking.seeds), each once, in order, at most MAX_SEED_PAPERS."""
+    cleaned: list[int] = []
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInput(f"seed papers must be stored paper ids, not {value!r}")
+        if value not in cleaned:
+            cleaned.append(value)
+    if len(cleaned) > MAX_SEED_PAPERS:
+        raise InvalidInput(f"at most {MAX_SEED_PAPERS} seed papers, not {len(cleaned)}")
+    return cleaned
+
+
 def validated_profile(**fields) -> dict:
     """Check every profile field given; returns the cleaned values. Raises InvalidInput on the first bad one."""
     cleaners: dict[str, Callable[[Any], Any]] = {
@@ -88,6 +105,7 @@ def validated_profile(**fields) -> dict:
         "keywords": lambda v: split_terms(v, "keywords"),
         "followed_authors": lambda v: split_terms(v, "followed authors"),
         "excluded_keywords": lambda v: split_terms(v, "excluded keywords"),
+        "seed_paper_ids": check_seed_paper_ids,
         "timezone": check_timezone,
         "send_hour": check_send_hour,
         "frequency": check_frequency,

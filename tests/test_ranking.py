@@ -15,7 +15,7 @@ def test_keywords_and_interests_pick_relevant_papers(session, settings):
     ada = add_active(session, "ada@example.org", "compressing the KV cache for long-context inference", "KV cache")
     picks = recommend(session, ada, today(), settings, 5)
     assert "KV cache" in picks[0].paper.abstract or "KV Cache" in picks[0].paper.title
-    assert any("matches your keywords: KV cache" in reason for reason in picks[0].reasons)
+    assert picks[0].reasons == ["Matches your keyword \u201cKV cache\u201d."]
     assert picks == sorted(picks, key=lambda r: -r.score)
 
 
@@ -37,7 +37,7 @@ def test_followed_author_is_boosted_and_explained(session, settings):
     reader = add_active(session, "r@example.org", "large language models", followed_authors="Samy Bengio")
     picks = {r.paper.id: r for r in recommend(session, reader, today(), settings, 3)}
     assert paper.id in picks
-    assert "by an author you follow: Samy Bengio" in picks[paper.id].reasons
+    assert picks[paper.id].reasons[0].startswith("By Samy Bengio, an author you follow")
 
 
 def test_upvotes_break_ties_but_do_not_beat_relevance(session, settings):

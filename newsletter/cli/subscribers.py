@@ -12,6 +12,10 @@ from newsletter import db
 from newsletter.cli.support import console, echo_json, err_console, expected_errors, settings
 from newsletter.errors import NewsletterError
 
+SEED_HELP = ('Papers you wrote or liked, to start the profile from: arXiv ids (any version) or titles of stored '
+             'papers, comma-separated, e.g. "2401.12345, Attention Is All You Need". Any that names no stored paper '
+             'is listed back and nothing is saved.')
+
 app = typer.Typer(help="Add, update, list, remove, import and export subscribers.", no_args_is_help=True)
 
 
@@ -27,17 +31,21 @@ def subscribers_add(
     send_hour: int = typer.Option(7, "--send-hour", help="Local hour (0-23) to receive the email."),
     frequency: str = typer.Option("daily", help="daily or weekly."),
     pending: bool = typer.Option(False, "--pending", help="Add as pending (awaiting confirmation) instead of active."),
+    seed_papers: str = typer.Option("", "--seed-papers", help=SEED_HELP),
 ) -> None:
     """Add a subscriber (active: the operator asserts consent, unless --pending)."""
     from newsletter.models import SubscriberStatus
+    from newsletter.ranking.seeds import seed_paper_ids
     from subscribers.profiles import add_subscriber
 
     with db.session_scope(settings().sqlalchemy_url) as session:
         subscriber = add_subscriber(
             session, email, status=SubscriberStatus.pending if pending else SubscriberStatus.active,
             interests=interests, keywords=keywords, followed_authors=authors, excluded_keywords=exclude,
-            timezone=timezone_name, send_hour=send_hour, frequency=frequency)
-        console.print(f"added {subscriber.email} ({subscriber.status})", highlight=False)
+            timezone=timezone_name, send_hour=send_hour, frequency=frequency,
+            seed_paper_ids=seed_paper_ids(session, seed_papers))
+        console.print(f"added {subscriber.email} ({subscriber.status}){_seeds_said(session, subscriber)}",
+                      highlight=False)
 
 
 @app.command("update")
@@ -48,20 +56,35 @@ def subscribers_update(
     keywords: str | None = typer.Option(None, help='Replace the keywords, comma-separated ("" clears them).'),
     authors: str | None = typer.Option(None, "--authors", help="Replace the followed authors, comma-separated."),
     exclude: str | None = typer.Option(None, "--exclude", help="Replace the excluded keywords, comma-separated."),
+    seed_papers: str | None = typer.Option(None, "--seed-papers", help=SEED_HELP + ' Replaces the seed papers '
+                                           '("" clears them).'),
 ) -> None:
     """Change a subscriber's interest profile; options not given stay as they are."""
+    from newsletter.ranking.seeds import seed_paper_ids
     from subscribers.profiles import get_subscriber, update_profile
 
-    changes = {"interests": interests, "keywords": keywords, "followed_authors": authors,
-               "excluded_keywords": exclude}
-    if all(value is None for value in changes.values()):
-        raise NewsletterError("nothing to change: give --interests, --keywords, --authors or --exclude")
+    changes: dict = {"interests": interests, "keywords": keywords, "followed_authors": authors,
+                     "excluded_keywords": exclude}
+    if all(value is None for value in changes.values()) and seed_papers is None:
+        raise NewsletterError("nothing to change: give --interests, --keywords, --authors, --exclude or "
+                              "--seed-papers")
     with db.session_scope(settings().sqlalchemy_url) as session:
+        if seed_papers is not None:
+            changes["seed_paper_ids"] = seed_paper_ids(session, seed_papers)
         subscriber = update_profile(session, get_subscriber(session, email), **changes)
         console.print(f"updated {subscriber.email}: interests {subscriber.interests!r}; "
                       f"keywords {', '.join(subscriber.keywords) or '-'}; "
                       f"authors {', '.join(subscriber.followed_authors) or '-'}; "
-                      f"excluded {', '.join(subscriber.excluded_keywords) or '-'}", highlight=False)
+                      f"excluded {', '.join(subscriber.excluded_keywords) or '-'}"
+                      f"{_seeds_said(session, subscriber)}", highlight=False)
+
+
+def _seeds_said(session, subscriber) -> str:
+    """'; seed papers: "A"; "B"' (empty without seeds): the reader sees what each reference resolved to."""
+    from newsletter.ranking.seeds import seed_papers
+
+    papers = seed_papers(session, subscriber.seed_paper_ids)
+    return "; seed papers: " + "; ".join(f"\u201c{p.title}\u201d" for p in papers) if papers else ""
 
 
 @app.command("list")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
+from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, Feedback, Paper, Pick, Subscriber
 from newsletter.ranking import embeddings
+from newsletter.ranking.facets import facets_of
+from newsletter.ranking.lexical import Corpus
 from newsletter.ranking.score import CandidatePool, Profile, Recommendation
 
 __all__ = ["CandidatePool", "Profile", "Recommendation", "candidate_papers", "load_pool", "profiles_for",
@@ -34,7 +39,36 @@ def load_pool(session: Session, day: date, settings: Settings) -> CandidatePool:
     """The edition's candidates, indexed once. Papers that missed embedding at ingest are embedded (and stored) here."""
     papers = candidate_papers(session, day, settings.candidate_days)
     embeddings.embed_missing(session, settings, papers)
-    return CandidatePool(papers, now=edition_end(day), semantic=embeddings.semantic_available(settings))
+    return CandidatePool(papers, now=edition_end(day), semantic=embeddings.semantic_available(settings),
+                         corpus=stored_corpus(session, papers))
+
+
+CORPUS_PAPERS = 5000  # the newest stored papers whose words set how rare a word is (idf)
+_corpus_cache: dict[tuple, Corpus] = {}
+_corpus_lock = threading.Lock()
+
+
+def stored_corpus(session: Session, pool: Sequence[Paper]) -> Corpus:
+    """Document frequencies over the newest CORPUS_PAPERS stored papers and the pool: the idf of the ranker's
+    BM25 (a day's pool alone is too small to say how common a word is). Counted once per process until papers
+    are added (keyed by the newest id and the count)."""
+    newest, count = session.exec(select(func.max(Paper.id), func.count(col(Paper.id)))).one()
+    key = (str(getattr(session.get_bind(), "url", "")), newest, count, tuple(p.id for p in pool))
+    with _corpus_lock:
+        found = _corpus_cache.get(key)
+        if found is None:
+            corpus = Corpus()
+            ids = {p.id for p in pool}
+            for paper in pool:
+                corpus.add(f"{paper.title} {paper.abstract}")
+            rows = session.exec(select(Paper.id, Paper.title, Paper.abstract).order_by(col(Paper.id).desc())
+                                .limit(CORPUS_PAPERS))
+            for paper_id, title, abstract in rows:
+                if paper_id not in ids:
+                    corpus.add(f"{title} {abstract}")
+            _corpus_cache.clear()
+            found = _corpus_cache[key] = corpus
+    return found
 
 
 def trending_papers(session: Session, day: date, settings: Settings) -> list[Paper]:
@@ -82,12 +116,42 @@ def feedback_papers_of(session: Session, subscriber_ids: Sequence[int]) -> dict[
     return found
 
 
+def seed_papers_of(session: Session, subscribers: Sequence[Subscriber]) -> dict[int, list[Paper]]:
+    """subscriber id -> their seed papers (see seeds.py), for many subscribers in a few queries."""
+    wanted = sorted({i for s in subscribers for i in s.seed_paper_ids or []})
+    papers: dict[int, Paper] = {}
+    for part in chunked(wanted, 500):
+        papers.update((p.id, p) for p in session.exec(select(Paper).where(col(Paper.id).in_(part))))
+    return {s.id: [papers[i] for i in s.seed_paper_ids or [] if i in papers] for s in subscribers}
+
+
 def profiles_for(session: Session, subscribers: Sequence[Subscriber], settings: Settings) -> list[Profile]:
     """Ranker profiles for a batch of subscribers: a handful of queries, whatever the batch size."""
     ids = [s.id for s in subscribers]
     vectors = embeddings.profile_vectors(session, subscribers, settings)
     sent = sent_papers_of(session, ids)
     feedback = feedback_papers_of(session, ids)
-    return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"])
-            for s, v in zip(subscribers, vectors)]
+    seeds = seed_papers_of(session, subscribers)
+    facets = stored_facets(session, subscribers)
+    return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"],
+                       seeds=seeds[s.id], facet_texts=f)
+            for s, v, f in zip(subscribers, vectors, facets)]
+
+
+def stored_facets(session: Session, subscribers: Sequence[Subscriber]) -> list[list[str]]:
+    """Each subscriber's facets (facets.py), stored on the subscriber with the hash of the text they came from:
+    worked out once per profile edit, not once per edition."""
+    found, changed = [], False
+    for subscriber in subscribers:
+        key = hashlib.sha1(f"{subscriber.interests}\n{chr(31).join(subscriber.keywords)}".encode()).hexdigest()
+        stored = subscriber.profile_facets or {}
+        if stored.get("key") != key:
+            stored = {"key": key, "facets": facets_of(subscriber.interests, list(subscriber.keywords))}
+            subscriber.profile_facets = stored
+            session.add(subscriber)
+            changed = True
+        found.append(list(stored["facets"]))
+    if changed:
+        session.flush()
+    return found
 

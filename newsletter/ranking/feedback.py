@@ -140,6 +140,10 @@ class FeedbackModel:
             bias -= step[:, n]
         return cls(np.einsum("bn,bnd->bd", a, x).astype(np.float32), bias.astype(np.float32))
 
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """log-odds of "more like this": subscribers x papers."""
+        return (self.weights @ features.T + self.bias[:, None]).astype(np.float32)
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         """p(more like this): subscribers x papers."""
         return (1 / (1 + np.exp(-(self.weights @ features.T + self.bias[:, None])))).astype(np.float32)

@@ -51,6 +51,12 @@ def profile_fields(form: FormData) -> dict:
     }
 
 
+def seed_references(form: FormData) -> str | None:
+    """The seed papers as typed (arXiv ids or titles; newsletter.ranking.seeds resolves them), or None when the
+    form has no such field (then the stored seeds stay as they are)."""
+    return text(form, "seed_papers") if "seed_papers" in form else None
+
+
 def echo(form: FormData) -> dict:
     """What the person typed, to fill the form again after an error (nothing typed is lost)."""
     values: dict[str, str | list[str]] = {name: value for name, value in form.items()

@@ -15,6 +15,7 @@ from newsletter.errors import InvalidInput
 from newsletter.links import signed_path, view_path
 from newsletter.models import Delivery, DeliveryStatus, Edition, Pick, Subscriber
 from newsletter.ranking.feedback import forget_feedback, judged_papers
+from newsletter.ranking.seeds import seed_paper_ids, seed_text
 from newsletter.render.context import paper_url
 from newsletter.web import forms
 from newsletter.web.csrf import verified_form
@@ -75,7 +76,9 @@ def judged(session: Session, subscriber: Subscriber) -> list[JudgedPaper]:
 def preferences_page(request: Request, session: Session, subscriber: Subscriber, token: str, settings: Settings,
                      values: dict | None = None, error: str = "", notice: str = "", status_code: int = 200):
     return page("preferences.html", status_code=status_code, request=request, email=subscriber.email,
-                status=subscriber.status, values=values or profile_values(subscriber), error=error, notice=notice,
+                status=subscriber.status, error=error, notice=notice,
+                values=values or {**profile_values(subscriber),
+                                  "seed_papers": seed_text(session, subscriber.seed_paper_ids)},
                 timezones=forms.timezone_groups(), editions=received_editions(session, subscriber, settings),
                 judged=judged(session, subscriber), forget_action=f"/preferences/{token}/forget",
                 unsubscribe_action=signed_path("unsubscribe", subscriber, settings), scripts=["/static/timezone.js"])
@@ -93,7 +96,11 @@ def save_preferences(token: str, request: Request, settings: AppSettings, form: 
     with database(settings) as session:
         subscriber, _ = subscriber_for_token(session, "preferences", token, settings)
         try:
-            update_profile(session, subscriber, **forms.profile_fields(form))
+            profile = forms.profile_fields(form)
+            seeds = forms.seed_references(form)
+            if seeds is not None:
+                profile["seed_paper_ids"] = seed_paper_ids(session, seeds)  # unresolved ones: listed back
+            update_profile(session, subscriber, **profile)
         except InvalidInput as error:
             values = {**forms.echo(form), "paused": form.get("paused", "")}
             return preferences_page(request, session, subscriber, token, settings, values, str(error),

@@ -16,6 +16,7 @@ from newsletter.links import signed_path
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.notices import confirmation_email, manage_email, send_notice
 from newsletter.ranking import candidate_papers
+from newsletter.ranking.seeds import seed_paper_ids
 from newsletter.web import forms, ratelimit
 from newsletter.web.archive import showcase
 from newsletter.web.csrf import verified_form
@@ -70,6 +71,9 @@ def subscribe(request: Request, background: BackgroundTasks, settings: AppSettin
     ratelimit.check(request, settings, f"address:{address.lower()}", settings.subscribe_limit_per_address)
     try:
         with database(settings) as session:
+            seeds = forms.seed_references(form)
+            if seeds:
+                profile["seed_paper_ids"] = seed_paper_ids(session, seeds)  # unresolved ones: listed back
             subscriber, owed = request_subscription(session, address, **profile)
     except InvalidInput as error:
         return home_page(request, forms.echo(form), str(error), status_code=422)
