@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
+from newsletter.ingest.paper_in import safe_url
 from newsletter.models import Paper
 
 SNIPPET_CHARS = 320
@@ -51,18 +52,24 @@ def authors_line(authors: list[str], shown: int = AUTHORS_SHOWN) -> str:
     return ", ".join(authors[:shown]) + " et al."
 
 
+link = lru_cache(maxsize=16384)(safe_url)  # the same links go to many recipients
+
+
 def paper_url(paper: Paper) -> str:
     """The paper's canonical page (its arXiv abstract page when the id is known), or '' when no page is known:
     then no "Paper" link is shown (never a search page standing in for the paper)."""
-    return paper.url
+    return link(paper.url)
 
 
 def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "", less_url: str = "") -> PaperView:
+    """What templates show of a paper. Every link from a feed passes `safe_url` here, whatever is stored: only
+    absolute http(s) links reach an email or a page (ingest keeps only those too; this is the second wall).
+    `link` is that check (cached), for any other page showing a link from a feed."""
     return PaperView(
         title=paper.title,
         url=paper_url(paper),
-        pdf_url=paper.pdf_url,
-        code_url=paper.code_url,
+        pdf_url=link(paper.pdf_url),
+        code_url=link(paper.code_url),
         authors_line=authors_line(paper.authors),
         upvotes=paper.upvotes,
         snippet=snippet(paper.abstract),

@@ -14,6 +14,8 @@ from newsletter.web.csrf import verified_form
 from newsletter.web.pages import page
 from newsletter.web.state import AppSettings, database
 from subscribers.consent import subscriber_for_token
+from subscribers.profiles import MAX_ID
+from subscribers.tokens import ISSUED_AT
 
 router = APIRouter()
 LABELS = {"more": "More like this", "less": "Less like this"}
@@ -21,26 +23,28 @@ LABELS = {"more": "More like this", "less": "Less like this"}
 
 def feedback_target(session, token: str, settings: Settings):
     subscriber, payload = subscriber_for_token(session, "feedback", token, settings)
-    if payload.get("k") not in KINDS or not isinstance(payload.get("p"), int):
+    paper_id = payload.get("p")
+    if payload.get("k") not in KINDS or type(paper_id) is not int or not 0 < paper_id <= MAX_ID:
         raise BadToken("this link is not valid")
-    paper = session.get(Paper, payload["p"])
+    paper = session.get(Paper, paper_id)
     if paper is None:
         raise NotFound("that paper is no longer in our records")
-    return subscriber, paper, payload["k"]
+    return subscriber, paper, payload["k"], payload
 
 
 @router.get("/feedback/{token}")
 def ask_feedback(token: str, request: Request, settings: AppSettings):
     with database(settings) as session:
-        _, paper, kind = feedback_target(session, token, settings)
+        _, paper, kind, _ = feedback_target(session, token, settings)
         return page("feedback.html", request=request, paper=paper, kind=kind, label=LABELS[kind], done=False)
 
 
 @router.post("/feedback/{token}")
 def give_feedback(token: str, request: Request, settings: AppSettings, form: FormData = Depends(verified_form)):
-    with database(settings) as session:
-        subscriber, paper, kind = feedback_target(session, token, settings)
+    with database(settings, write=True) as session:
+        subscriber, paper, kind, payload = feedback_target(session, token, settings)
         record_feedback(session, subscriber, paper.id, kind)
-        preferences = signed_path("preferences", subscriber, settings)
+        # signed as of the feedback link's own time: it never outlives the link it came from
+        preferences = signed_path("preferences", subscriber, settings, issued_at=payload[ISSUED_AT])
         return page("feedback.html", paper=paper, kind=kind, label=LABELS[kind], done=True,
                     preferences_url=preferences)

@@ -23,6 +23,8 @@ def page(name: str, status_code: int = 200, request: Request | None = None, head
          **context) -> HTMLResponse:
     """Render templates/pages/`name`. Give `request` when the page has a form: it then carries a CSRF token."""
     fresh_cookie = None
+    if context.get("errors"):  # the first field with an error gets the focus (and so is scrolled into view)
+        context.setdefault("focus", next(iter(context["errors"])))
     if request is not None:
         context["csrf_token"], fresh_cookie = csrf.form_token(request)
     response = HTMLResponse(_env().get_template(name).render(**context), status_code=status_code, headers=headers)
