@@ -130,8 +130,10 @@ def add_subscriber(session: Session, email: str, *, status: str = SubscriberStat
     """Create a subscriber. An existing address is an error: use update_profile to change it."""
     address = normalize_email(email)
     cleaned = validated_profile(**profile)
-    if find_subscriber(session, address) is not None:
-        raise InvalidInput(f"{address} is already subscribed")
+    existing = find_subscriber(session, address)
+    if existing is not None:
+        raise InvalidInput(f"{address} is already subscribed" + (f", as {existing.email}"
+                                                                  if existing.email != address else ""))
     subscriber = Subscriber(email=address, email_key=address_key(address), status=SubscriberStatus(status),
                             **cleaned)
     if subscriber.status == SubscriberStatus.active:
