@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from html import unescape
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from html import unescape
 
 import httpx
 import pytest

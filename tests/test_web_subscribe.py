@@ -274,3 +274,30 @@ def test_a_confirmation_email_the_server_defers_is_retried_and_a_refused_one_is_
     assert not send_notice(ada.email, confirmation_email(ada, smtp_settings), smtp_settings, retry_delays=(0.01,))
     gave_up = [r.fields for r in caplog.records if r.getMessage() == "notice not sent"]
     assert gave_up[-1]["error"] == "still failing after 2 attempts" and gave_up[-1]["to"] == "ada@example.org"
+
+
+def test_trending_is_filled_with_the_newest_papers_when_few_have_upvotes(session, settings, web, tmp_path):
+    """Issue 15 item 6: on a day when only some papers have upvotes the home page still shows five."""
+    from newsletter.ingest import ingest
+    from tests.conftest import FIXTURES
+
+    ingest(session, str(FIXTURES / "hf_daily_papers.json"), settings)  # three papers with upvotes
+    listing = tmp_path / "new.txt"
+    listing.write_text("".join(f"A new paper number {n}\nIts abstract, sentence {n}.\n" for n in range(4)))
+    ingest(session, str(listing), settings)  # four without
+    session.commit()
+    page = web.get("/").text
+    assert "Trending and new today" in page and page.count('class="paper-title"') == 5
+    votes = re.findall(r"▲ (\d+)", page)
+    assert votes == ["42", "17", "5"]  # the upvoted ones first, most upvoted first, then the newest
+
+
+def test_the_home_page_links_a_sample_edition(session, settings, web):
+    from tests.helpers import planned
+
+    planned(session, settings)
+    home = web.get("/").text
+    assert '<a href="/sample">See what you\'d get</a>' in home
+    sample = web.get("/sample")
+    assert sample.status_code == 200 and "Your papers today" in sample.text
+    assert not re.search(r"/(unsubscribe|preferences|feedback|view)/", sample.text)  # no signed link in it

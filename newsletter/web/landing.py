@@ -23,9 +23,11 @@ from newsletter.render import render_edition
 from newsletter.render.context import PaperView, paper_view
 from newsletter.web import forms
 from newsletter.web.archive import showcase
+from newsletter.web.pages import CSRF_PLACEHOLDER, render
 from newsletter.web.state import database, settings_of
 
 LANDING_SECONDS = 300.0
+HOME_DEFAULTS = {"frequency": "daily", "send_hour": "7", "timezone": "UTC", "suggested": []}
 TRENDING_ON_HOME = 5
 # The reader of the sample edition ("see what you'd get"): broad interests, so most days have picks for them.
 SAMPLE_INTERESTS = "Large language models: training, efficient inference, reasoning and agents"
@@ -41,7 +43,24 @@ class Landing:
     settings: Settings
     made: float = field(default_factory=time.monotonic)
     _sample: str | None = None
+    _home: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def fresh(self) -> bool:
+        return self.day == today() and time.monotonic() - self.made < LANDING_SECONDS
+
+    def home_html(self) -> str:
+        """The home page as a first visit sees it (empty form), rendered once; pages.form_page adds the CSRF
+        token of each request."""
+        if self._home is None:
+            self._home = render("index.html", csrf_token=CSRF_PLACEHOLDER, **self.home_context(HOME_DEFAULTS, {}))
+        return self._home
+
+    def home_context(self, values: dict, errors: dict[str, str]) -> dict:
+        return {"showcase_kind": self.showcase_kind, "papers": self.papers, "suggestions": self.suggestions,
+                "sample_url": "/sample" if self.papers else "", "timezones": forms.timezone_groups(),
+                "values": {**HOME_DEFAULTS, **values}, "errors": errors, "scripts": ["/static/timezone.js"]}
 
     def sample_html(self) -> str:
         """The sample edition's HTML, rendered on first use."""
@@ -54,17 +73,22 @@ class Landing:
 _build_lock = threading.Lock()
 
 
+def kept(request: Request) -> Landing | None:
+    """This app's home-page content when the kept copy is fresh (no database work), else None."""
+    current: Landing | None = getattr(request.app.state, "landing", None)
+    return current if current is not None and current.fresh else None
+
+
 def landing(request: Request) -> Landing:
-    """This app's home-page content for today: from the copy when it is fresh, else computed now."""
-    state = request.app.state
-    current: Landing | None = getattr(state, "landing", None)
-    day = today()
-    if current is not None and current.day == day and time.monotonic() - current.made < LANDING_SECONDS:
+    """This app's home-page content for today: the kept copy when it is fresh, else computed now (by one thread;
+    the others wait for it)."""
+    current = kept(request)
+    if current is not None:
         return current
     with _build_lock:
-        current = getattr(state, "landing", None)
-        if current is None or current.day != day or time.monotonic() - current.made >= LANDING_SECONDS:
-            current = state.landing = build_landing(settings_of(request), day)
+        current = kept(request)
+        if current is None:
+            current = request.app.state.landing = build_landing(settings_of(request), today())
     return current
 
 

@@ -33,6 +33,24 @@ def page(name: str, status_code: int = 200, request: Request | None = None, head
     return response
 
 
+CSRF_PLACEHOLDER = "__csrf_token_placeholder__"
+
+
+def render(name: str, **context) -> str:
+    """templates/pages/`name` as text (for pages rendered once and served many times: see form_page)."""
+    return _env().get_template(name).render(**context)
+
+
+def form_page(request: Request, html: str, status_code: int = 200) -> HTMLResponse:
+    """A page rendered once ahead (with csrf_token=CSRF_PLACEHOLDER) served with this browser's CSRF token: the
+    per-request work of a page with a form, without rendering it again."""
+    token, fresh_cookie = csrf.form_token(request)
+    response = HTMLResponse(html.replace(CSRF_PLACEHOLDER, token), status_code=status_code)
+    if fresh_cookie:
+        csrf.set_cookie(response, request, fresh_cookie)
+    return response
+
+
 def message_page(heading: str, message: str, status_code: int = 200, headers: Mapping[str, str] | None = None,
                  **context) -> HTMLResponse:
     """A page with one heading and one paragraph (optionally one link: link_url, link_label)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from newsletter.config import Settings
@@ -18,8 +19,8 @@ from newsletter.models import Subscriber, SubscriberStatus, address_key
 from newsletter.notices import confirmation_email, manage_email, send_notice
 from newsletter.web import forms, ratelimit
 from newsletter.web.csrf import verified_form
-from newsletter.web.landing import landing
-from newsletter.web.pages import message_page, page
+from newsletter.web.landing import kept, landing
+from newsletter.web.pages import form_page, message_page, page
 from newsletter.web.state import AppSettings, database
 from subscribers.consent import (
     CONFIRM,
@@ -35,19 +36,21 @@ TRENDING_ON_HOME = 5
 RENEWABLE = ("confirm", "preferences")  # expired links of these purposes offer a fresh one by email
 
 
-def home_page(request: Request, values: dict | None = None, errors: dict[str, str] | None = None,
-              status_code: int = 200, headers: dict[str, str] | None = None):
-    content = landing(request)
-    defaults = {"frequency": "daily", "send_hour": "7", "timezone": "UTC", "suggested": []}
+def home_page(request: Request, values: dict, errors: dict[str, str], status_code: int,
+              headers: dict[str, str] | None = None):
+    """The home page with the form filled again as it was sent, and what to fix beside each field."""
     return page("index.html", status_code=status_code, request=request, headers=headers,
-                showcase_kind=content.showcase_kind, papers=content.papers, suggestions=content.suggestions,
-                sample_url="/sample" if content.papers else "", timezones=forms.timezone_groups(),
-                values={**defaults, **(values or {})}, errors=errors or {}, scripts=["/static/timezone.js"])
+                **landing(request).home_context(values, errors))
 
 
 @router.get("/")
-def home(request: Request):
-    return home_page(request)
+async def home(request: Request):
+    """The busiest page: rendered once per app and day (newsletter.web.landing), served with this browser's CSRF
+    token. Only when the kept copy is stale does a thread read the database."""
+    content = kept(request)
+    if content is None:
+        content = await run_in_threadpool(landing, request)
+    return form_page(request, content.home_html())
 
 
 @router.get("/sample")
