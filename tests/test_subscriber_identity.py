@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -50,7 +51,14 @@ def at(day: int) -> datetime:
     return datetime(2026, 1, day, 9, 0, tzinfo=UTC)
 
 
-def write_duplicates(url: str) -> dict[str, int]:
+def new_id(connection, table, **values) -> int:
+    """Insert one row; its id."""
+    key = connection.execute(table.insert().values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def write_duplicates(url: str) -> dict[str, Any]:
     """A database at the revision before the fix, holding what the bug made: three rows for one mailbox, each with
     its history, and one bystander."""
     engine = sa.create_engine(url)
@@ -59,7 +67,7 @@ def write_duplicates(url: str) -> dict[str, int]:
     t = meta.tables
     profile = {"name": "", "interests": "", "keywords": [], "followed_authors": [], "excluded_keywords": [],
                "timezone": "UTC", "send_hour": 7, "frequency": "daily", "paused": False, "soft_bounces": 0}
-    ids: dict[str, int] = {}
+    ids: dict[str, Any] = {}
     with engine.begin() as c:
         for key, email, status, created, confirmed, consent, unsubscribed, interests in [
             ("pending", "Alice@example.org", "pending", at(1), None, "", None, "first try"),
@@ -68,21 +76,18 @@ def write_duplicates(url: str) -> dict[str, int]:
              "old"),
             ("bystander", "bob@example.org", "active", at(2), at(2), "double-opt-in", None, "bob"),
         ]:
-            ids[key] = c.execute(t["subscriber"].insert().values(
-                **{**profile, "interests": interests}, email=email, status=status, created_at=created,
-                confirmed_at=confirmed, consent=consent, unsubscribed_at=unsubscribed)).inserted_primary_key[0]
-        papers = [c.execute(t["paper"].insert().values(
-            external_id=f"2601.0000{n}", title_key=f"paper {n}", title=f"Paper {n}", abstract="", authors=[],
-            url="", pdf_url="", code_url="", upvotes=0, comments=0, keywords=[], source="test",
-            ingested_at=at(1), embedding_model="")).inserted_primary_key[0] for n in (1, 2, 3)]
-        editions = [c.execute(t["edition"].insert().values(date=date(2026, 1, d), status="done", created_at=at(d))
-                              ).inserted_primary_key[0] for d in (5, 6)]
-        ids["papers"], ids["editions"] = papers, editions  # type: ignore[assignment]
+            ids[key] = new_id(c, t["subscriber"], **{**profile, "interests": interests}, email=email, status=status,
+                              created_at=created, confirmed_at=confirmed, consent=consent,
+                              unsubscribed_at=unsubscribed)
+        papers = [new_id(c, t["paper"], external_id=f"2601.0000{n}", title_key=f"paper {n}", title=f"Paper {n}",
+                         abstract="", authors=[], url="", pdf_url="", code_url="", upvotes=0, comments=0,
+                         keywords=[], source="test", ingested_at=at(1), embedding_model="") for n in (1, 2, 3)]
+        editions = [new_id(c, t["edition"], date=date(2026, 1, d), status="done", created_at=at(d)) for d in (5, 6)]
+        ids["papers"], ids["editions"] = papers, editions
 
         def delivery(who: str, edition: int, status: str, picked: list[int]) -> int:
-            delivery_id = c.execute(t["delivery"].insert().values(
-                edition_id=edition, subscriber_id=ids[who], status=status, attempts=1,
-                message_id=f"<edition-{edition}.delivery-{who}@example.org>")).inserted_primary_key[0]
+            delivery_id = new_id(c, t["delivery"], edition_id=edition, subscriber_id=ids[who], status=status,
+                                 attempts=1, message_id=f"<edition-{edition}.delivery-{who}@example.org>")
             for position, paper in enumerate(picked):
                 c.execute(t["pick"].insert().values(delivery_id=delivery_id, paper_id=paper, position=position,
                                                     score=1.0, reasons=[]))

@@ -50,7 +50,7 @@ def site(session, settings, sink) -> Site:
     planned(session, settings, "ada@example.org")
     ada = find_subscriber(session, "ada@example.org")
     assert ada is not None
-    extras = {"view": {"d": today().isoformat()}, "feedback": {"p": 1, "k": "more"}}
+    extras: dict[str, dict] = {"view": {"d": today().isoformat()}, "feedback": {"p": 1, "k": "more"}}
     tokens = {p: make_token(p, ada.id, ada.email, settings, extras.get(p)) for p in PURPOSES}
     fingerprint = _fingerprint(ada.email)
     weird = [URLSafeTimedSerializer(settings.signing_key, salt=f"newsletter.{purpose}").dumps(payload)
@@ -62,7 +62,7 @@ def site(session, settings, sink) -> Site:
     routes = []
     for route in app.routes:
         if isinstance(route, APIRoute):
-            routes += [(method, route.path) for method in sorted(route.methods)]
+            routes += [(method, route.path) for method in sorted(route.methods or ())]
         elif isinstance(route, Mount):
             routes.append(("GET", route.path + "/{path}"))
     client = TestClient(app, raise_server_exceptions=False)

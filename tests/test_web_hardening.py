@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import event, text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from newsletter import db
 from newsletter.clock import today, utcnow
@@ -44,7 +44,7 @@ ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 def subscribers(session) -> list[Subscriber]:
     session.expire_all()
-    return list(session.exec(select(Subscriber).order_by(Subscriber.id)))
+    return list(session.exec(select(Subscriber).order_by(col(Subscriber.id))))
 
 
 def offered_keywords(web) -> list[str]:
