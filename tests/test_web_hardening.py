@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from newsletter import db
 from newsletter.clock import today, utcnow
 from newsletter.jobs import send
-from newsletter.models import AdminSession, Delivery, Edition, Subscriber
+from newsletter.models import Delivery, Edition, Subscriber
 from newsletter.sink import SmtpSink
 from newsletter.web.app import create_app
 from subscribers.profiles import find_subscriber
@@ -208,6 +208,8 @@ def test_wrong_admin_tokens_are_throttled_per_client(settings):
 
 
 def test_admin_sessions_are_random_end_at_sign_out_and_expire_on_the_server(settings, session):
+    from newsletter.models import AdminSession
+
     app = create_app(settings)
     first, second = TestClient(app), TestClient(app)
     for client in (first, second):

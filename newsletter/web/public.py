@@ -32,7 +32,6 @@ from subscribers.consent import (
 )
 
 router = APIRouter()
-TRENDING_ON_HOME = 5
 RENEWABLE = ("confirm", "preferences")  # expired links of these purposes offer a fresh one by email
 
 
