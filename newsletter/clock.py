@@ -3,7 +3,12 @@ zone decides something (newsletter.dispatch)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+
+from newsletter.errors import InvalidInput
+
+EARLIEST_EDITION = date(2000, 1, 1)
+LATEST_AHEAD = timedelta(days=366)
 
 
 def utcnow() -> datetime:
@@ -22,3 +27,13 @@ def utc(moment: datetime | str | None) -> datetime:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def edition_day(day: date) -> date:
+    """`day` when it can be an edition date: from 2000-01-01 to a year ahead. Anything else (0001-01-01,
+    9999-12-31, where the candidate window's arithmetic would overflow) is an InvalidInput."""
+    latest = today() + LATEST_AHEAD
+    if not EARLIEST_EDITION <= day <= latest:
+        raise InvalidInput(f"{day.isoformat()} is not a possible edition date (from {EARLIEST_EDITION.isoformat()} "
+                           f"to {latest.isoformat()})")
+    return day

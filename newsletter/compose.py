@@ -25,8 +25,9 @@ def trending_room(picks: int, settings: Settings) -> int:
 
 
 def render_for(subscriber: Subscriber, day: date, picks: Sequence[Recommendation], trending_pool: Sequence[Paper],
-               settings: Settings) -> RenderedEmail:
-    """The edition of `day` for `subscriber`: `picks` in order, then the trending papers not among them."""
+               settings: Settings, issued_at: int | None = None) -> RenderedEmail:
+    """The edition of `day` for `subscriber`: `picks` in order, then the trending papers not among them.
+    `issued_at`: sign its links as of that time (newsletter.links.signed_path); default now."""
     assert subscriber.id is not None
     chosen = {r.paper.id for r in picks}
     trending = [p for p in trending_pool if p.id not in chosen][:trending_room(len(picks), settings)]
@@ -34,10 +35,10 @@ def render_for(subscriber: Subscriber, day: date, picks: Sequence[Recommendation
         day=day,
         recipient=subscriber.email,
         interests=subscriber.interests or ", ".join(subscriber.keywords),
-        papers=[paper_view(r.paper, r.reasons, feedback_url(subscriber, r.paper.id, "more", settings),
-                           feedback_url(subscriber, r.paper.id, "less", settings)) for r in picks],
+        papers=[paper_view(r.paper, r.reasons, feedback_url(subscriber, r.paper.id, "more", settings, issued_at),
+                           feedback_url(subscriber, r.paper.id, "less", settings, issued_at)) for r in picks],
         trending=[paper_view(p) for p in trending],
-        links=edition_links(subscriber, day, settings),
+        links=edition_links(subscriber, day, settings, issued_at),
         postal_address=settings.postal_address,
         language=settings.language,
     )

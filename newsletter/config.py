@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     rate_limit_store: str = "memory"  # "memory" (one process) or "redis" (shared by all web workers, at redis_url)
     subscribe_limit_per_ip: int = 10  # subscribe / new-link requests per client IP per hour
     subscribe_limit_per_address: int = 3  # subscribe / new-link requests per email address per hour
+    admin_login_limit_per_ip: int = 10  # wrong admin tokens per client IP per hour before every attempt is refused
+    # Comma-separated addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto
+    # are believed; empty: none, every client is who its connection says (loopback included).
+    trusted_proxies: str = ""
     postal_address: str = PLACEHOLDER_POSTAL_ADDRESS
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # the emails' lang (BCP 47)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -51,10 +51,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+def session_scope(url: str, write: bool = False) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error.
+
+    `write=True` for a short transaction that will write (a web request's change): on SQLite it takes the write
+    lock up front (BEGIN IMMEDIATE), waiting up to busy_timeout for it. A transaction that reads first and writes
+    later cannot wait: once another writer has committed since its read, SQLite refuses its write at once
+    ("database is locked"), whatever the timeout. PostgreSQL needs nothing of the kind.
+    """
     with Session(get_engine(url), expire_on_commit=False) as session:
         try:
+            if write and url.startswith("sqlite"):
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
             session.commit()
         except BaseException:
@@ -74,6 +82,27 @@ def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the database at `url` cannot serve this code (not migrated, or migrated to an older revision), in one
+    line naming the command that fixes it; None when it is at the head revision."""
+    try:
+        current = current_revision(url)
+    except Exception as error:  # unreachable, or not a database: the caller's own error says more
+        return f"the database cannot be read ({error.__class__.__name__})" if url.startswith("sqlite") else None
+    if current == head_revision():
+        return None
+    shown = make_url(url).render_as_string(hide_password=True)
+    state = "was never migrated" if current is None else f"is at revision {current}, not {head_revision()}"
+    return f"the database at {shown} {state}: run `newsletter db upgrade`"
 
 
 def current_revision(url: str) -> str | None:

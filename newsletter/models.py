@@ -11,6 +11,7 @@ import datetime as dt
 from datetime import datetime
 from enum import Enum, StrEnum
 
+import idna
 from sqlalchemy import JSON, Column, LargeBinary, String, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -62,6 +63,22 @@ def status_column(enum: type[Enum], default: Enum, index: bool = False) -> Colum
     return Column(StatusType(enum), nullable=False, default=default.value, index=index)
 
 
+def address_key(address: str) -> str:
+    """The identity of an email address: one mailbox, one subscriber. Case-insensitive (`Alice@example.org` is
+    `alice@example.org`), the domain in its ASCII (IDNA) form (`bücher.example` is `xn--bcher-kva.example`).
+    What Subscriber.email_key holds (set from the address on insert when not given)."""
+    local, _, domain = address.strip().rpartition("@")
+    try:
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        pass
+    return f"{local.lower()}@{domain.lower()}"
+
+
+def _email_key_default(context) -> str:
+    return address_key(context.get_current_parameters()["email"])
+
+
 class Paper(SQLModel, table=True):
     id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
     external_id: str = Field(index=True, unique=True)  # arXiv id when known, else "title:<hash>"
@@ -90,8 +107,15 @@ class Paper(SQLModel, table=True):
 
 
 class Subscriber(SQLModel, table=True):
+    # AUTOINCREMENT on SQLite: an id is never handed out twice, not even after the newest subscriber was removed,
+    # so a link signed for a removed account can never act for a new one (PostgreSQL sequences never reuse ids).
+    __table_args__ = {"sqlite_autoincrement": True}
+
     id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
-    email: str = Field(index=True, unique=True)  # normalized: see subscribers.profiles.normalize_email
+    email: str  # as typed, normalized (subscribers.profiles.normalize_email): what mail is addressed to
+    # The address's identity: case-insensitive, the domain in its ASCII (IDNA) form. One subscriber per mailbox
+    # (subscribers.profiles.address_key); every look-up by address goes through it.
+    email_key: str = Field(default=None, index=True, unique=True, sa_column_kwargs={"default": _email_key_default})
     name: str = ""
     status: SubscriberStatus = Field(default=SubscriberStatus.pending,
                                      sa_column=status_column(SubscriberStatus, SubscriberStatus.pending, index=True))
@@ -168,6 +192,18 @@ class Event(SQLModel, table=True):
     kind: str = Field(index=True, max_length=30)
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class AdminSession(SQLModel, table=True):
+    """A browser signed in to the admin pages. The cookie holds a random value; only its SHA-256 is stored, so a
+    copy of the database signs nobody in. Signing out deletes the row; a row past `expires_at` counts for nothing."""
+
+    __tablename__ = "admin_session"
+
+    id: int = Field(default=None, primary_key=True)  # set on insert; code reads the ids of stored rows only
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
 
 
 class Pick(SQLModel, table=True):

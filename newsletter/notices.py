@@ -13,7 +13,7 @@ from email.utils import make_msgid
 from newsletter.config import Settings
 from newsletter.delivery.mime import address_domain, build_message
 from newsletter.delivery.smtp import SmtpSender, TemporaryFailure
-from newsletter.errors import DeliveryError
+from newsletter.errors import DeliveryError, InvalidInput
 from newsletter.links import signed_url
 from newsletter.log import event
 from newsletter.models import Subscriber
@@ -71,8 +71,12 @@ def send_notice(subscriber_email: str, rendered: RenderedEmail, settings: Settin
 
     Failures are logged, not raised: the web answer was already given (the reader can ask again).
     """
-    message = build_message(rendered, sender=settings.from_address, to=subscriber_email,
-                            message_id=make_msgid(domain=address_domain(settings.from_address)))
+    try:
+        message = build_message(rendered, sender=settings.from_address, to=subscriber_email,
+                                message_id=make_msgid(domain=address_domain(settings.from_address)))
+    except InvalidInput as error:
+        event(log, "notice not sent", logging.WARNING, to=subscriber_email, subject=rendered.subject, error=str(error))
+        return False
     retry_delays = RETRY_DELAYS if retry_delays is None else retry_delays
     for attempt, delay in enumerate((0.0, *retry_delays), start=1):
         time.sleep(delay)

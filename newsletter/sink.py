@@ -33,12 +33,14 @@ class SaveToFolder:
 
 
 class SmtpSink:
-    """`with SmtpSink(folder) as sink:` serves on 127.0.0.1:`sink.port` until the block ends."""
+    """`with SmtpSink(folder) as sink:` serves on 127.0.0.1:`sink.port` until the block ends. `smtputf8`: offer
+    SMTPUTF8 (RFC 6531: addresses whose local part is not ASCII), as some servers do and others do not."""
 
-    def __init__(self, folder: Path, host: str = "127.0.0.1", port: int = 0, handler=None):
+    def __init__(self, folder: Path, host: str = "127.0.0.1", port: int = 0, handler=None, smtputf8: bool = False):
         self.folder = Path(folder)
         self.handler = handler or SaveToFolder(self.folder)
-        self._controller = Controller(self.handler, hostname=host, port=port or _free_port(host))
+        self._controller = Controller(self.handler, hostname=host, port=port or _free_port(host),
+                                      enable_SMTPUTF8=smtputf8)
 
     @property
     def host(self) -> str:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
 from newsletter.config import Settings
 from newsletter.errors import BadToken, ExpiredToken, InvalidInput
 from newsletter.log import event
 from newsletter.models import Event, Subscriber, SubscriberStatus
-from subscribers.profiles import add_subscriber, find_subscriber, normalize_email, validated_profile
+from subscribers.profiles import (
+    add_subscriber,
+    find_subscriber,
+    normalize_email,
+    subscriber_by_id,
+    validated_profile,
+)
 from subscribers.tokens import read_token, token_matches
 
 log = logging.getLogger("newsletter.subscribers")
@@ -24,10 +30,7 @@ _OWED = {SubscriberStatus.pending: CONFIRM, SubscriberStatus.unsubscribed: CONFI
 
 def subscriber_for_token(session: Session, purpose: str, token: str, settings: Settings) -> tuple[Subscriber, dict]:
     payload = read_token(purpose, token, settings)
-    subscriber = session.get(Subscriber, payload["s"])
-    if subscriber is None or not token_matches(payload, subscriber.email):
-        raise BadToken("this link does not belong to a current subscription")
-    return subscriber, payload
+    return _owner(session, payload), payload
 
 
 def subscriber_for_any_age_token(session: Session, purpose: str, token: str, settings: Settings) -> Subscriber:
@@ -35,10 +38,32 @@ def subscriber_for_any_age_token(session: Session, purpose: str, token: str, set
     try:
         return subscriber_for_token(session, purpose, token, settings)[0]
     except ExpiredToken as expired:
-        subscriber = session.get(Subscriber, expired.payload["s"])
-        if subscriber is None or not token_matches(expired.payload, subscriber.email):
-            raise BadToken("this link does not belong to a current subscription") from None
+        return _owner(session, expired.payload)
+
+
+def _owner(session: Session, payload: dict) -> Subscriber:
+    """The subscriber a token's payload names, when the address it was signed for is still theirs. A token of a
+    row that was merged into another (two capitalisations of one address, see migration 0006) acts for the row it
+    was merged into."""
+    subscriber = subscriber_by_id(session, payload.get("s"))
+    if subscriber is not None and token_matches(payload, subscriber.email):
         return subscriber
+    if subscriber is None:
+        merged = _merged_into(session, payload.get("s"))
+        if merged is not None and token_matches(payload, merged[1]):
+            return merged[0]
+    raise BadToken("this link does not belong to a current subscription")
+
+
+def _merged_into(session: Session, old_id: object) -> tuple[Subscriber, str] | None:
+    if type(old_id) is not int:
+        return None
+    for subscriber_id, detail in session.exec(select(Event.subscriber_id, Event.detail)
+                                              .where(col(Event.kind) == "merged")):
+        if isinstance(detail, dict) and detail.get("from") == old_id:
+            survivor = subscriber_by_id(session, subscriber_id)
+            return (survivor, str(detail.get("email", ""))) if survivor is not None else None
+    return None
 
 
 def request_subscription(session: Session, email: str, **profile) -> tuple[Subscriber, str | None]:

@@ -12,10 +12,16 @@ from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, address_key
 
 FREQUENCIES = ("daily", "weekly")
 _CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}
+# Bounds on what a profile may hold: a sign-up cannot store more than a person would type.
+MAX_TERMS = 50  # keywords, followed authors, excluded keywords: each list
+MAX_TERM_CHARS = 100
+MAX_INTERESTS_CHARS = 2000
+MAX_NAME_CHARS = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns (PostgreSQL `integer`)
 
 
 def reject_control_chars(value: str, field: str) -> str:
@@ -26,14 +32,25 @@ def reject_control_chars(value: str, field: str) -> str:
     return value
 
 
-def normalize_email(address: str) -> str:
-    """Validate syntax (no DNS lookup) and return the address with its domain lower-cased."""
+def normalize_email(address: str, smtputf8: bool | Callable[[], bool] = True) -> str:
+    """Validate syntax (no DNS lookup) and return the address with its domain lower-cased (as typed otherwise).
+
+    An address with non-ASCII characters before the @ can only be mailed through a server that offers SMTPUTF8:
+    `smtputf8` says whether ours does (a callable is asked only when such an address shows up); when it does not,
+    the address is refused here, at sign-up or import, not at send time. A non-ASCII domain is fine: it goes out
+    in its ASCII (IDNA) form (newsletter.delivery.mime.wire_address).
+    """
     reject_control_chars(address, "email address")
+    if "\ufffd" in address:  # what undecodable bytes become: never part of a real address
+        raise InvalidInput(f"invalid email address {address!r}: it contains characters that could not be read")
     try:
         result = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidInput(f"invalid email address {address!r}: {error}") from None
     local, _, domain = result.normalized.rpartition("@")
+    if not local.isascii() and not (smtputf8() if callable(smtputf8) else smtputf8):
+        raise InvalidInput(f"{result.normalized} cannot be used: our mail server cannot deliver to an address with "
+                           "non-ASCII characters before the @ (it does not offer SMTPUTF8)")
     return f"{local}@{domain.lower()}"
 
 
@@ -46,9 +63,13 @@ def split_terms(text: str | Iterable[str] | None, field: str = "keywords") -> li
     seen: set[str] = set()
     for part in parts:
         term = " ".join(reject_control_chars(part, field).split())
+        if len(term) > MAX_TERM_CHARS:
+            raise InvalidInput(f"{field}: {term[:30]!r}... is too long (at most {MAX_TERM_CHARS} characters each)")
         if term and term.lower() not in seen:
             seen.add(term.lower())
             terms.append(term)
+    if len(terms) > MAX_TERMS:
+        raise InvalidInput(f"{field}: at most {MAX_TERMS}, not {len(terms)}")
     return terms
 
 
@@ -97,11 +118,17 @@ def check_seed_paper_ids(ids: Iterable[int]) -> list[int]:
     return cleaned
 
 
+def bounded(value: str, field: str, limit: int) -> str:
+    if len(value) > limit:
+        raise InvalidInput(f"{field} is too long (at most {limit} characters)")
+    return value
+
+
 def validated_profile(**fields) -> dict:
     """Check every profile field given; returns the cleaned values. Raises InvalidInput on the first bad one."""
     cleaners: dict[str, Callable[[Any], Any]] = {
-        "name": lambda v: " ".join(reject_control_chars(v, "name").split()),
-        "interests": lambda v: reject_control_chars(v, "interests").strip(),
+        "name": lambda v: " ".join(reject_control_chars(bounded(v, "name", MAX_NAME_CHARS), "name").split()),
+        "interests": lambda v: reject_control_chars(bounded(v, "interests", MAX_INTERESTS_CHARS), "interests").strip(),
         "keywords": lambda v: split_terms(v, "keywords"),
         "followed_authors": lambda v: split_terms(v, "followed authors"),
         "excluded_keywords": lambda v: split_terms(v, "excluded keywords"),
@@ -121,9 +148,12 @@ def add_subscriber(session: Session, email: str, *, status: str = SubscriberStat
     """Create a subscriber. An existing address is an error: use update_profile to change it."""
     address = normalize_email(email)
     cleaned = validated_profile(**profile)
-    if find_subscriber(session, address) is not None:
-        raise InvalidInput(f"{address} is already subscribed")
-    subscriber = Subscriber(email=address, status=SubscriberStatus(status), **cleaned)
+    existing = find_subscriber(session, address)
+    if existing is not None:
+        raise InvalidInput(f"{address} is already subscribed" + (f", as {existing.email}"
+                                                                  if existing.email != address else ""))
+    subscriber = Subscriber(email=address, email_key=address_key(address), status=SubscriberStatus(status),
+                            **cleaned)
     if subscriber.status == SubscriberStatus.active:
         subscriber.confirmed_at = utcnow()
     session.add(subscriber)
@@ -140,13 +170,22 @@ def update_profile(session: Session, subscriber: Subscriber, **profile) -> Subsc
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
-    return session.exec(select(Subscriber).where(col(Subscriber.email) == email)).first()
+    """The subscriber of this mailbox, however its address is capitalised."""
+    return session.exec(select(Subscriber).where(col(Subscriber.email_key) == address_key(email))).first()
+
+
+def subscriber_by_id(session: Session, subscriber_id: object) -> Subscriber | None:
+    """The subscriber with this id; None for anything that cannot be one (not an int, out of the column's range)."""
+    if type(subscriber_id) is not int or not 0 < subscriber_id <= MAX_ID:
+        return None
+    return session.get(Subscriber, subscriber_id)
 
 
 def get_subscriber(session: Session, email_or_id: str | int) -> Subscriber:
     """By id, or by address (normalized first). Raises NotFound."""
-    if isinstance(email_or_id, int) or str(email_or_id).isdigit():
-        subscriber = session.get(Subscriber, int(email_or_id))
+    text = str(email_or_id)
+    if isinstance(email_or_id, int) or (text.isascii() and text.isdigit()):
+        subscriber = subscriber_by_id(session, int(email_or_id))
     else:
         subscriber = find_subscriber(session, normalize_email(str(email_or_id)))
     if subscriber is None:

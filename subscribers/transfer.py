@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from newsletter.batching import IN_CLAUSE, chunked
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, address_key
 from subscribers.profiles import normalize_email, reject_control_chars, validated_profile
 
 FIELDS = ("email", "name", "status", "interests", "keywords", "followed_authors", "excluded_keywords", "timezone",
@@ -147,15 +147,17 @@ def _check_header(header: list[str], path: Path) -> None:
 
 # ---- validating ----------------------------------------------------------------------------------------------
 
-def clean_row(raw: dict, confirmed: bool) -> dict:
-    """The Subscriber fields for one raw row. Raises InvalidInput with the reason."""
+def clean_row(raw: dict, confirmed: bool, smtputf8: bool | Callable[[], bool] = True) -> dict:
+    """The Subscriber fields for one raw row. Raises InvalidInput with the reason. `smtputf8`: whether addresses
+    with a non-ASCII local part can be mailed (see profiles.normalize_email)."""
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
         raise InvalidInput(f"unknown field(s) {', '.join(unknown)}")
     if not isinstance(raw.get("email"), str) or not raw["email"].strip():
         raise InvalidInput("missing column email")
     values = {name: value for name, value in raw.items() if value is not None and value != ""}
-    cleaned: dict[str, Any] = {"email": normalize_email(values["email"])}
+    email = normalize_email(_text(values["email"], "email"), smtputf8)
+    cleaned: dict[str, Any] = {"email": email, "email_key": address_key(email)}
     profile = {name: values[name] for name in PROFILE_FIELDS if name in values}
     if "send_hour" in profile:
         profile["send_hour"] = _integer(profile["send_hour"], "send_hour")
@@ -230,9 +232,14 @@ def _timestamp(value, name: str) -> datetime:
 # ---- importing -----------------------------------------------------------------------------------------------
 
 def import_subscribers(session: Session, path: Path, *, confirmed: bool = False, dry_run: bool = False,
-                       format: str | None = None, update: bool = False) -> ImportReport:
+                       format: str | None = None, update: bool = False,
+                       smtputf8: bool | Callable[[], bool] = True) -> ImportReport:
     """Validate every row of `path`, then add the valid new ones in one go (nothing at all with `dry_run`); with
-    `update`, also set the profile fields the file gives for addresses already present."""
+    `update`, also set the profile fields the file gives for addresses already present. Addresses are one
+    subscriber per mailbox (case-insensitive: profiles.address_key), in the file and against the database.
+    `smtputf8`: whether the SMTP server can take addresses with a non-ASCII local part (asked once, if needed)."""
+    if callable(smtputf8):
+        smtputf8 = _asked_once(smtputf8)
     report = ImportReport(dry_run=dry_run)
     valid: list[dict] = []
     first_line: dict[str, int] = {}
@@ -242,30 +249,42 @@ def import_subscribers(session: Session, path: Path, *, confirmed: bool = False,
         try:
             if isinstance(raw, str):
                 raise InvalidInput(raw)
-            row = clean_row(raw, confirmed)
+            row = clean_row(raw, confirmed, smtputf8)
         except InvalidInput as error:
             report.rejected.append(Rejected(line, str(email)[:200], str(error)))
             continue
-        if row["email"] in first_line:
-            report.rejected.append(Rejected(line, row["email"], f"duplicate of line {first_line[row['email']]}"))
+        if row["email_key"] in first_line:
+            report.rejected.append(Rejected(line, row["email"], f"duplicate of line {first_line[row['email_key']]}"))
             continue
-        first_line[row["email"]] = line
+        first_line[row["email_key"]] = line
         valid.append(row)
     _store(session, valid, report, update)
     return report
 
 
+def _asked_once(question: Callable[[], bool]) -> Callable[[], bool]:
+    answers: list[bool] = []
+
+    def ask() -> bool:
+        if not answers:
+            answers.append(question())
+        return answers[0]
+
+    return ask
+
+
 def _store(session: Session, rows: list[dict], report: ImportReport, update: bool = False) -> None:
     """Add the rows not yet present (and update present profiles when asked), all in the caller's transaction
     (committed, or rolled back, as one)."""
-    present = _existing(session, [row["email"] for row in rows])
+    present = _existing(session, [row["email_key"] for row in rows])
     defaults = _column_defaults()
     new_rows = []
     for row in rows:
-        if row["email"] in present:
-            report.already_present.append(row["email"])
-            if update and _update_profile(present[row["email"]], row, report.dry_run):
-                report.updated.append(row["email"])
+        existing = present.get(row["email_key"])
+        if existing is not None:
+            report.already_present.append(existing.email)
+            if update and _update_profile(existing, row, report.dry_run):
+                report.updated.append(existing.email)
             continue
         new_rows.append({**defaults, **row})
         report.imported[row["status"]] = report.imported.get(row["status"], 0) + 1
@@ -281,7 +300,7 @@ def _store(session: Session, rows: list[dict], report: ImportReport, update: boo
 
 def _column_defaults() -> dict:
     """Every column's default for a new subscriber (a bulk insert does not apply the model's Python defaults)."""
-    return Subscriber(email="").model_dump(exclude={"id", "email"})
+    return Subscriber(email="", email_key="").model_dump(exclude={"id", "email", "email_key"})
 
 
 def _update_profile(subscriber: Subscriber, row: dict, dry_run: bool) -> bool:
@@ -293,10 +312,12 @@ def _update_profile(subscriber: Subscriber, row: dict, dry_run: bool) -> bool:
     return bool(changes)
 
 
-def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
+def _existing(session: Session, keys: list[str]) -> dict[str, Subscriber]:
+    """address key -> the subscriber already holding it."""
     found: dict[str, Subscriber] = {}
-    for chunk in chunked(emails, IN_CLAUSE):
-        found.update((s.email, s) for s in session.exec(select(Subscriber).where(col(Subscriber.email).in_(chunk))))
+    for chunk in chunked(keys, IN_CLAUSE):
+        found.update((s.email_key, s) for s in session.exec(select(Subscriber)
+                                                            .where(col(Subscriber.email_key).in_(chunk))))
     return found
 
 

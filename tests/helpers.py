@@ -72,6 +72,22 @@ def csrf_token(client, url: str) -> str:
     return match.group(1)
 
 
+def sign_up(web, email, **fields):
+    data = {"csrf_token": csrf_token(web, "/"), "email": email, "interests": "", "keywords": "",
+            "frequency": "daily", "send_hour": "7", "timezone": "UTC", **fields}
+    return web.post("/subscribe", data=data)
+
+
+def make_old_token(monkeypatch, purpose, subscriber, days, settings, extra=None):
+    """A genuine token signed `days` ago."""
+    from subscribers.tokens import make_token
+
+    with monkeypatch.context() as patch:
+        patch.setattr("itsdangerous.timed.TimestampSigner.get_timestamp",
+                      lambda self: int(time.time()) - days * 86400)
+        return make_token(purpose, subscriber.id, subscriber.email, settings, extra)
+
+
 def links(message: EmailMessage, path: str) -> list[str]:
     """Every URL in the text part whose path starts with `path`, e.g. "/confirm/"."""
     return re.findall(rf"https?://[^\s<>\"]+{re.escape(path)}[^\s<>\"]+", text_part(message))

@@ -138,9 +138,14 @@ def test_headers_it_writes_itself_cannot_be_overridden():
             build(RenderedEmail("s", "<p>x</p>", "x"), extra_headers={name: "value"})
 
 
-def test_an_address_that_needs_smtputf8_is_refused():
-    with pytest.raises(InvalidInput, match="SMTPUTF8"):
-        build(RenderedEmail("s", "<p>x</p>", "x"), to="李明@example.org")
+def test_internationalized_addresses_go_out_as_the_wire_needs_them():
+    """A non-ASCII domain in its IDNA form; a non-ASCII local part as UTF-8 (RFC 6532: sent with SMTPUTF8)."""
+    head = build(RenderedEmail("s", "<p>x</p>", "x"), to="Jörg <user@bücher.example>").split(b"\r\n\r\n")[0]
+    assert b"To: =?utf-8?b?SsO2cmc=?= <user@xn--bcher-kva.example>\r\n" in head and head.isascii()
+    raw = build(RenderedEmail("s", "<p>x</p>", "x"), to="李明@example.org")
+    assert "To: 李明@example.org\r\n".encode() in raw and parse(raw)["To"] == "李明@example.org"
+    with pytest.raises(InvalidInput, match="internationalized domain"):
+        build(RenderedEmail("s", "<p>x</p>", "x"), to="user@bücher..example")
 
 
 def test_the_boundary_never_occurs_in_a_body(rendered):

@@ -172,3 +172,58 @@ def test_the_admin_preview_in_the_browser(settings, browser, shots, session, sin
     page.wait_for_selector("text=Recent editions")
     assert problems == [] or all("401" in p for p in problems)
     context.close()
+
+
+PHONE = {"width": 375, "height": 667}  # the first screen of a small phone
+
+
+def in_first_screen(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+
+
+def in_view(page, selector: str) -> bool:
+    return page.locator(selector).evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }")
+
+
+def test_the_sign_up_form_converts_on_a_phone(settings, browser, shots, session, sink, live_server):
+    """Issue 15 item 6: the email field in the first screen; after a server-side error (or a 429) the error is in
+    view beside its field, in plain words, and everything typed is still there."""
+    from tests.helpers import planned
+
+    planned(session, settings)  # a few papers with upvotes: the showcase and the sample edition have content
+    context, page, problems = open_page(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(live_server.url + "/")
+    assert in_first_screen(page, "#email")
+    page.screenshot(path=str(shots / "signup-375-first-screen.png"))  # the first screen only
+    assert page.locator("a", has_text="See what you'd get").count() == 1
+
+    page.fill("#email", "ada@example")  # the browser's own check lets it through; the server refuses it
+    page.fill("#interests", "Typed before the error")
+    page.locator("label.chip").first.click()
+    page.click("button[type=submit]")
+    page.wait_for_selector("#email-error")
+    expected = "The part after the @ should be a domain name, like example.org."
+    assert page.locator("#email-error").inner_text() == expected
+    assert in_view(page, "#email-error") and page.evaluate("document.activeElement.id") == "email"
+    assert page.input_value("#interests") == "Typed before the error" and page.input_value("#email") == "ada@example"
+    assert page.locator("label.chip input").first.is_checked()
+    shoot(page, shots, "signup-375-error")
+    page.screenshot(path=str(shots / "signup-375-error-first-screen.png"))
+
+    settings.subscribe_limit_per_ip = 0  # the next sign-up from here is one too many
+    page.fill("#email", "ada@example.org")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#form-error")
+    assert "Nothing was lost" in page.locator("#form-error").inner_text() and in_view(page, "#form-error")
+    assert page.input_value("#email") == "ada@example.org"
+    assert page.input_value("#interests") == "Typed before the error"
+    assert page.locator("label.chip input").first.is_checked()
+    page.screenshot(path=str(shots / "signup-375-429.png"))
+    assert find_subscriber(session, "ada@example.org") is None
+    assert all("422" in p or "429" in p for p in problems), problems
+    page.goto(live_server.url + "/sample")
+    page.wait_for_selector("text=Your papers today")
+    shoot(page, shots, "signup-375-sample-edition")
+    context.close()

@@ -81,12 +81,13 @@ def test_bad_preferences_are_refused_with_what_was_typed_kept(session, smtp_sett
     subscriber, message = first_edition(session, smtp_settings, sink)
     url = url_path(links(message, "/preferences/")[0])
     token = csrf_token(web, url)
-    for fields, error in [({"timezone": "Mars/Olympus"}, "unknown time zone"),
-                          ({"send_hour": "24"}, "between 0 and 23"),
-                          ({"keywords": "MoE,\rKV"}, "control characters"),
-                          ({"interests": "x" * 2001}, "too long")]:
+    for fields, error in [({"timezone": "Mars/Olympus"}, "Choose your time zone from the list."),
+                          ({"send_hour": "24"}, "Choose an hour between 00:00 and 23:00."),
+                          ({"keywords": "MoE,\rKV"}, "Please remove the line breaks from this field."),
+                          ({"interests": "x" * 2001}, "Please shorten this to 2000 characters or fewer.")]:
         response = web.post(url, data=preferences_form(csrf_token=token, followed_authors="Kept Author", **fields))
-        assert response.status_code == 422 and error in response.text and 'value="Kept Author"' in response.text
+        assert response.status_code == 422 and 'value="Kept Author"' in response.text
+        assert f'id="{next(iter(fields))}-error">{error}</p>' in response.text  # beside its field
     assert web.post(url, data=preferences_form(interests="changed")).status_code == 403  # no CSRF token
     session.refresh(subscriber)
     assert subscriber.interests == "language model inference" and subscriber.followed_authors == []

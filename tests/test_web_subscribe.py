@@ -1,6 +1,6 @@
 """The home page, sign-up with double opt-in, no enumeration, CSRF and rate limits (HTTP level, real SMTP sink)."""
 
-import time
+import re
 
 import pytest
 import redis
@@ -9,21 +9,18 @@ from sqlmodel import select
 from newsletter.models import Event, Subscriber
 from subscribers.profiles import find_subscriber
 from subscribers.tokens import make_token
-from tests.helpers import add_active, csrf_token, html_part, ingest_sample, links, received, text_part, url_path
-
-
-def sign_up(web, email, **fields):
-    data = {"csrf_token": csrf_token(web, "/"), "email": email, "interests": "", "keywords": "",
-            "frequency": "daily", "send_hour": "7", "timezone": "UTC", **fields}
-    return web.post("/subscribe", data=data)
-
-
-def make_old_token(monkeypatch, purpose, subscriber, days, settings):
-    """A genuine token signed `days` ago."""
-    with monkeypatch.context() as patch:
-        patch.setattr("itsdangerous.timed.TimestampSigner.get_timestamp",
-                      lambda self: int(time.time()) - days * 86400)
-        return make_token(purpose, subscriber.id, subscriber.email, settings)
+from tests.helpers import (
+    add_active,
+    csrf_token,
+    html_part,
+    ingest_sample,
+    links,
+    make_old_token,
+    received,
+    sign_up,
+    text_part,
+    url_path,
+)
 
 
 def test_home_page_explains_shows_trending_papers_and_the_form(session, web):
@@ -100,17 +97,24 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(session, web
 
 
 def test_bad_input_shows_the_form_again_with_what_was_typed(session, web, sink):
-    for email, fields, message in [
-        ("not-an-address", {}, "invalid email address"),
-        ("eve@example.org\r\nBcc: all@example.org", {}, "control characters"),
-        ("eve@example.org", {"timezone": "Mars/Olympus"}, "unknown time zone"),
-        ("eve@example.org", {"send_hour": "25"}, "between 0 and 23"),
-        ("eve@example.org", {"send_hour": "seven"}, "whole number"),
-        ("eve@example.org", {"frequency": "hourly"}, "frequency"),
+    """Each error is in plain words beside its field (which gets the focus), and everything typed is kept."""
+    for email, fields, field, message in [
+        ("not-an-address", {}, "email", "An email address needs an @, like name@example.org."),
+        ("ada@example", {}, "email", "The part after the @ should be a domain name, like example.org."),
+        ("eve@example.org\r\nBcc: all@example.org", {}, "email", "Please enter one address, without line breaks."),
+        ("eve@example.org", {"timezone": "Mars/Olympus"}, "timezone", "Choose your time zone from the list."),
+        ("eve@example.org", {"send_hour": "25"}, "send_hour", "Choose an hour between 00:00 and 23:00."),
+        ("eve@example.org", {"send_hour": "seven"}, "send_hour", "Choose an hour between 00:00 and 23:00."),
+        ("eve@example.org", {"frequency": "hourly"}, "frequency", "Choose daily or weekly."),
     ]:
-        response = sign_up(web, email, interests="Kept <i>as typed</i>", **fields)
-        assert response.status_code == 422 and message in response.text
-        assert "Kept &lt;i&gt;as typed&lt;/i&gt;</textarea>" in response.text
+        response = sign_up(web, email, interests="Kept <i>as typed</i>", keywords="KV cache", **fields)
+        assert response.status_code == 422
+        assert f'<p class="field-error" id="{field}-error">{message}</p>' in response.text
+        assert "invalid email address" not in response.text and "@-sign" not in response.text  # no validator jargon
+        assert "Kept &lt;i&gt;as typed&lt;/i&gt;</textarea>" in response.text and 'value="KV cache"' in response.text
+        if field != "frequency":  # the first field in error takes the focus, so it is in view
+            assert re.search(rf'id="{field}"[^>]*aria-invalid="true" aria-describedby="{field}-error" autofocus',
+                             response.text), field
     assert session.exec(select(Subscriber)).all() == [] and received(sink) == []
 
 
@@ -134,8 +138,10 @@ def test_sign_ups_are_limited_per_client(session, web, sink, settings):
     settings.subscribe_limit_per_ip = 3
     statuses = [sign_up(web, f"user{n}@example.org").status_code for n in range(4)]
     assert statuses == [200, 200, 200, 429]
-    limited = sign_up(web, "user9@example.org")
-    assert "Too many requests" in limited.text and 0 < int(limited.headers["Retry-After"]) <= 3600
+    limited = sign_up(web, "user9@example.org", interests="Kept after a 429")
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 3600
+    assert "Too many sign-ups from here just now. Nothing was lost" in limited.text  # beside the button, and
+    assert 'value="user9@example.org"' in limited.text and "Kept after a 429</textarea>" in limited.text  # kept
     assert len(received(sink)) == 3 and find_subscriber(session, "user9@example.org") is None
 
 
@@ -144,7 +150,8 @@ def test_sign_ups_are_limited_per_address(session, web, sink, settings):
     statuses = [sign_up(web, address).status_code
                 for address in ("ada@example.org", "ADA@example.org", "ada@EXAMPLE.org", "bob@example.org")]
     assert statuses == [200, 200, 429, 200]
-    assert [m["To"] for m in received(sink)] == ["ada@example.org", "ADA@example.org", "bob@example.org"]
+    # one mailbox, one subscriber: the second request is for the same (pending) subscription
+    assert [m["To"] for m in received(sink)] == ["ada@example.org", "ada@example.org", "bob@example.org"]
 
 
 @pytest.mark.redis
@@ -267,3 +274,30 @@ def test_a_confirmation_email_the_server_defers_is_retried_and_a_refused_one_is_
     assert not send_notice(ada.email, confirmation_email(ada, smtp_settings), smtp_settings, retry_delays=(0.01,))
     gave_up = [r.fields for r in caplog.records if r.getMessage() == "notice not sent"]
     assert gave_up[-1]["error"] == "still failing after 2 attempts" and gave_up[-1]["to"] == "ada@example.org"
+
+
+def test_trending_is_filled_with_the_newest_papers_when_few_have_upvotes(session, settings, web, tmp_path):
+    """Issue 15 item 6: on a day when only some papers have upvotes the home page still shows five."""
+    from newsletter.ingest import ingest
+    from tests.conftest import FIXTURES
+
+    ingest(session, str(FIXTURES / "hf_daily_papers.json"), settings)  # three papers with upvotes
+    listing = tmp_path / "new.txt"
+    listing.write_text("".join(f"A new paper number {n}\nIts abstract, sentence {n}.\n" for n in range(4)))
+    ingest(session, str(listing), settings)  # four without
+    session.commit()
+    page = web.get("/").text
+    assert "Trending and new today" in page and page.count('class="paper-title"') == 5
+    votes = re.findall(r"▲ (\d+)", page)
+    assert votes == ["42", "17", "5"]  # the upvoted ones first, most upvoted first, then the newest
+
+
+def test_the_home_page_links_a_sample_edition(session, settings, web):
+    from tests.helpers import planned
+
+    planned(session, settings)
+    home = web.get("/").text
+    assert '<a href="/sample">See what you\'d get</a>' in home
+    sample = web.get("/sample")
+    assert sample.status_code == 200 and "Your papers today" in sample.text
+    assert not re.search(r"/(unsubscribe|preferences|feedback|view)/", sample.text)  # no signed link in it

@@ -13,10 +13,14 @@ from newsletter.cli.support import console, expected_errors, parse_day, settings
 
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
           port: int = typer.Option(8000, help="Port to listen on.")) -> None:
-    """Run the web app (subscribe, preferences, unsubscribe, archive, admin) with uvicorn."""
+    """Run the web app (subscribe, preferences, unsubscribe, archive, admin) with uvicorn.
+
+    Forwarded headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from NEWSLETTER_TRUSTED_PROXIES
+    (the app applies them itself); uvicorn's own default, trusting them from 127.0.0.1, is off, so a client on
+    loopback cannot choose the address its per-IP limits count against."""
     import uvicorn
 
-    uvicorn.run("newsletter.web.app:create_app", factory=True, host=host, port=port, proxy_headers=True)
+    uvicorn.run("newsletter.web.app:create_app", factory=True, host=host, port=port, proxy_headers=False)
 
 
 @expected_errors

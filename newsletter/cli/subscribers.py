@@ -33,14 +33,18 @@ def subscribers_add(
     pending: bool = typer.Option(False, "--pending", help="Add as pending (awaiting confirmation) instead of active."),
     seed_papers: str = typer.Option("", "--seed-papers", help=SEED_HELP),
 ) -> None:
-    """Add a subscriber (active: the operator asserts consent, unless --pending)."""
+    """Add a subscriber (active: the operator asserts consent, unless --pending). One subscriber per mailbox:
+    an address already present in any capitalisation is refused."""
+    from newsletter.delivery.smtp import offers_smtputf8
     from newsletter.models import SubscriberStatus
     from newsletter.ranking.seeds import seed_paper_ids
-    from subscribers.profiles import add_subscriber
+    from subscribers.profiles import add_subscriber, normalize_email
 
-    with db.session_scope(settings().sqlalchemy_url) as session:
+    current = settings()
+    address = normalize_email(email, lambda: offers_smtputf8(current))
+    with db.session_scope(current.sqlalchemy_url) as session:
         subscriber = add_subscriber(
-            session, email, status=SubscriberStatus.pending if pending else SubscriberStatus.active,
+            session, address, status=SubscriberStatus.pending if pending else SubscriberStatus.active,
             interests=interests, keywords=keywords, followed_authors=authors, excluded_keywords=exclude,
             timezone=timezone_name, send_hour=send_hour, frequency=frequency,
             seed_paper_ids=seed_paper_ids(session, seed_papers))
@@ -140,11 +144,13 @@ def subscribers_import(
     A status of pending, unsubscribed, bounced or complained in the file is always kept.
     Each rejected row is listed with its line number and reason, and the exit code is then 1.
     """
+    from newsletter.delivery.smtp import offers_smtputf8
     from subscribers.transfer import import_subscribers
 
-    with db.session_scope(settings().sqlalchemy_url) as session:
+    current = settings()
+    with db.session_scope(current.sqlalchemy_url) as session:
         report = import_subscribers(session, file, confirmed=confirmed, dry_run=dry_run, format=format,
-                                    update=update)
+                                    update=update, smtputf8=lambda: offers_smtputf8(current))
     if as_json:
         echo_json(report.as_dict())
     else:

@@ -12,12 +12,13 @@ import functools
 import json
 from contextvars import ContextVar
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from newsletter import clock
+from newsletter import clock, db
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 
@@ -41,26 +42,37 @@ def settings() -> Settings:
 
 
 def expected_errors(command):
-    """Report NewsletterError as one line on stderr with exit code 1, never as a traceback."""
+    """Report NewsletterError as one line on stderr with exit code 1, never as a traceback; so is a database
+    that was not migrated (or not to this code's revision): the line says to run `newsletter db upgrade`."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except NewsletterError as error:
-            err_console.print(f"[red]error:[/red] {error}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(1) from None
+            fail(str(error))
+        except (OperationalError, ProgrammingError):
+            problem = db.schema_problem(settings().sqlalchemy_url)
+            if problem is None:
+                raise
+            fail(problem)
 
     return wrapper
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(1) from None
 
 
 def parse_day(value: str | None) -> date:
     if not value:
         return clock.today()
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise NewsletterError(f"--date must be YYYY-MM-DD, not {value!r}") from None
+    return clock.edition_day(day)
 
 
 def echo_json(data: Any) -> None:

@@ -37,8 +37,8 @@ from newsletter.delivery.message import delivery_of_message_id
 from newsletter.delivery.suppression import record_complaint, record_hard_bounce, record_soft_bounce
 from newsletter.errors import BadToken, InvalidInput
 from newsletter.models import Delivery, Event, Subscriber
-from subscribers.consent import unsubscribe
-from subscribers.tokens import read_token, token_matches
+from subscribers.consent import subscriber_for_token, unsubscribe
+from subscribers.profiles import find_subscriber
 
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 COMPLAINT_TYPES = {"abuse", "fraud", "virus"}
@@ -188,7 +188,7 @@ def _match(session: Session, message: Message, original: Message | None, setting
                 return subscriber, "list-unsubscribe", None
         recipient_addresses = [_address(original.get("To"))] + recipient_addresses
     for address in filter(None, recipient_addresses):
-        subscriber = session.exec(select(Subscriber).where(col(Subscriber.email) == address.lower())).first()
+        subscriber = find_subscriber(session, address)
         if subscriber is not None:
             return subscriber, "address", None
     return None, None, None
@@ -233,11 +233,9 @@ def _processed_digests(session: Session) -> set[str]:
 
 def _subscriber_for_token(session: Session, token: str, settings: Settings) -> Subscriber | None:
     try:
-        payload = read_token("unsubscribe", token, settings)
+        return subscriber_for_token(session, "unsubscribe", token, settings)[0]
     except BadToken:
         return None
-    subscriber = session.get(Subscriber, payload["s"])
-    return subscriber if subscriber is not None and token_matches(payload, subscriber.email) else None
 
 
 def _delivery_status_blocks(message: Message) -> list[Message]:

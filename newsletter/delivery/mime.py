@@ -6,7 +6,8 @@ The `email` package's serializer costs milliseconds per message; this writes the
 - a part goes as 7bit when it is ASCII with short lines (the HTML always is: see render.compile), otherwise as
   base64;
 - header values are flattened to one line (no CR/LF, no control characters: nothing can inject a header) and
-  non-ASCII text is RFC 2047 encoded; a non-ASCII address is refused (it would need SMTPUTF8).
+  non-ASCII text is RFC 2047 encoded; an address's domain goes in its ASCII (IDNA) form (`wire_address`), and an
+  address whose local part is not ASCII is written as UTF-8 (RFC 6532: the SMTP client then needs SMTPUTF8).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from base64 import b64encode
 from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
+
+import idna
 
 from newsletter.errors import InvalidInput
 from newsletter.render import RenderedEmail, one_line
@@ -44,7 +47,7 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: str, message_id: 
     boundary = _boundary(*(body for cte, body in ((text_cte, text_body), (html_cte, html_body)) if cte == b"7bit"))
     head = "".join(header_line(name, value) for name, value in headers.items())
     return b"".join((
-        head.encode("ascii"),
+        head.encode("utf-8"),  # ASCII, except an internationalized address (RFC 6532)
         b"MIME-Version: 1.0\r\n",
         b'Content-Type: multipart/alternative; boundary="', boundary, b'"\r\n\r\n',
         b"--", boundary, b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ',
@@ -112,13 +115,26 @@ def address_value(value: str) -> str:
     name, address = ("", value) if "<" not in value and " " not in value else parseaddr(value)
     if not address or "@" not in address:
         raise InvalidInput(f"not an email address: {value!r}")
-    if not address.isascii():
-        raise InvalidInput(f"non-ASCII address needs SMTPUTF8, not supported: {address!r}")
+    address = wire_address(address)
     if not name:
         return address
     if name.isascii():
         return formataddr((name, address))
     return f"{encoded_words(name)} <{address}>"
+
+
+@lru_cache(maxsize=4096)
+def wire_address(address: str) -> str:
+    """The address as it goes on the wire: the domain IDNA-encoded (`user@bücher.example` ->
+    `user@xn--bcher-kva.example`), the local part as it is (a non-ASCII one needs SMTPUTF8). A domain IDNA
+    refuses is an InvalidInput."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError as error:
+        raise InvalidInput(f"not a valid internationalized domain in {address!r}: {error}") from None
 
 
 def encoded_words(text: str, max_bytes: int = 42) -> str:

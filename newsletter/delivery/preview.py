@@ -35,9 +35,10 @@ TEST_HEADER = "X-Newsletter-Test"
 log = logging.getLogger("newsletter.delivery")
 
 
-def preview_email(session: Session, subscriber: Subscriber, day: date,
-                  settings: Settings) -> tuple[RenderedEmail, bytes]:
-    """What `subscriber` gets for `day`: the rendered parts and the whole message as it would go to the server."""
+def preview_email(session: Session, subscriber: Subscriber, day: date, settings: Settings,
+                  issued_at: int | None = None) -> tuple[RenderedEmail, bytes]:
+    """What `subscriber` gets for `day`: the rendered parts and the whole message as it would go to the server.
+    `issued_at`: sign its links as of that time (an edition shown through an older signed link); default now."""
     delivery = session.exec(
         select(Delivery).join(Edition, col(Edition.id) == Delivery.edition_id)
         .where(col(Edition.date) == day, col(Delivery.subscriber_id) == subscriber.id)
@@ -48,7 +49,7 @@ def preview_email(session: Session, subscriber: Subscriber, day: date,
     else:
         picks = recommend(session, subscriber, day, settings)
         message_id = f"<preview@{address_domain(settings.from_address)}>"
-    rendered = render_for(subscriber, day, picks, trending_papers(session, day, settings), settings)
+    rendered = render_for(subscriber, day, picks, trending_papers(session, day, settings), settings, issued_at)
     return rendered, message_bytes(rendered, subscriber, message_id, settings)
 
 

@@ -28,10 +28,13 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from email.utils import parseaddr
 
 from newsletter.config import Settings, SmtpSecurity
-from newsletter.errors import DeliveryError
+from newsletter.delivery.mime import wire_address
+from newsletter.errors import DeliveryError, InvalidInput
 
 
 class PermanentFailure(DeliveryError):
@@ -95,7 +98,10 @@ class SmtpSender:
     def submit(self, recipient: str, data: bytes, envelope_from: str | None = None) -> None:
         """Send the envelope and the content; `collect` then reads the server's final answer."""
         payload = wire_format(data)
-        sender = envelope_from or self.envelope_from
+        try:  # internationalized domains go out in their ASCII (IDNA) form
+            sender, recipient = wire_address(envelope_from or self.envelope_from), wire_address(recipient)
+        except InvalidInput as error:
+            raise PermanentFailure(553, str(error)) from None
         reused = self._connection is not None
         try:
             self._submit(self._connect(), sender, recipient, payload, reused)
@@ -254,6 +260,32 @@ def _no_delay(connection: smtplib.SMTP) -> None:
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:  # not TCP: nothing to tune
         pass
+
+
+SMTPUTF8_CHECK_SECONDS = 600
+_smtputf8_answers: dict[tuple, tuple[float, bool]] = {}
+_smtputf8_lock = threading.Lock()
+
+
+def offers_smtputf8(settings: Settings) -> bool:
+    """Whether the configured SMTP server offers SMTPUTF8 (RFC 6531), i.e. can take an address whose local part
+    is not ASCII. Asked with one EHLO, remembered for 10 minutes per server; a server that cannot be reached
+    counts as "no" (such an address is then refused at sign-up rather than lost at send time)."""
+    server = (settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.smtp_username)
+    with _smtputf8_lock:
+        known = _smtputf8_answers.get(server)
+        if known is not None and time.monotonic() - known[0] < SMTPUTF8_CHECK_SECONDS:
+            return known[1]
+    sender = SmtpSender(settings)
+    try:
+        offered = sender._connect().has_extn("smtputf8")
+    except DeliveryError:
+        offered = False
+    finally:
+        sender.close()
+    with _smtputf8_lock:
+        _smtputf8_answers[server] = (time.monotonic(), offered)
+    return offered
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext:

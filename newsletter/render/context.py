@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
+from newsletter.ingest.paper_in import safe_url
 from newsletter.models import Paper
 from newsletter.render.latex import readable
 
@@ -68,21 +69,26 @@ def authors_line(authors: list[str], shown: int = AUTHORS_SHOWN) -> str:
     return ", ".join(authors[:shown]) + " et al."
 
 
+link = lru_cache(maxsize=16384)(safe_url)  # the same links go to many recipients
+
+
 def paper_url(paper: Paper) -> str:
     """The paper's canonical page (its arXiv abstract page when the id is known), or '' when no page is known:
     then no "Paper" link is shown (never a search page standing in for the paper)."""
-    return paper.url
+    return link(paper.url)
 
 
 def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "", less_url: str = "") -> PaperView:
-    """What a reader sees of a paper: LaTeX made readable, only http(s) links (stored ones already are)."""
+    """What a reader sees of a paper: LaTeX made readable. Every link from a feed passes `link` here, whatever is
+    stored: only absolute http(s) links reach an email or a page (ingest keeps only those too; this is the second
+    wall)."""
     tldr = " ".join(readable(paper.tldr).split())
     abstract = snippet(readable(paper.abstract), SHORT_SNIPPET_CHARS if tldr else SNIPPET_CHARS)
     return PaperView(
         title=readable(paper.title),
-        url=web_link(paper_url(paper)),
-        pdf_url=web_link(paper.pdf_url),
-        code_url=web_link(paper.code_url),
+        url=paper_url(paper),
+        pdf_url=link(paper.pdf_url),
+        code_url=link(paper.code_url),
         authors_line=authors_line(paper.authors),
         upvotes=paper.upvotes,
         snippet=abstract,
@@ -90,16 +96,11 @@ def paper_view(paper: Paper, reasons: list[str] | None = None, more_url: str = "
         more_url=more_url,
         less_url=less_url,
         tldr=tldr,
-        thumbnail_url=web_link(paper.thumbnail_url),
-        project_url=web_link(paper.project_url),
+        thumbnail_url=link(paper.thumbnail_url),
+        project_url=link(paper.project_url),
         organization=" ".join(paper.organization.split()),
         line=snippet(tldr or abstract, LINE_CHARS),
     )
-
-
-def web_link(url: str) -> str:
-    """`url` when it is an http(s) URL, else '' (nothing else is ever shown as a link)."""
-    return url if url[:8].lower().startswith(("https://", "http://")) else ""
 
 
 @lru_cache(maxsize=64)

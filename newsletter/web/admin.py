@@ -1,9 +1,12 @@
 """Operator pages. Each needs the admin token from settings: `Authorization: Bearer`, or a browser session.
 
 A browser signs in by posting the token to /admin/login (the form on every 401 admin page) or by opening an
-admin page once with `?token=`; either way it gets an HttpOnly, SameSite=Lax cookie holding an HMAC of the
-token (never the token itself; changing the token signs everyone out), and a `?token=` is dropped from the
-address at once by a redirect, so it does not stay in the history or in later requests' logs.
+admin page once with `?token=` (swapped at once, by a redirect, for the session and dropped from the address).
+A session is a random value in an HttpOnly, SameSite=Lax cookie; the server keeps only an HMAC of it keyed with
+the admin token (table admin_session), so it is checked, and expires (after 12 hours), on the server: signing
+out deletes it, and changing the token signs every browser out. Wrong tokens (form, `?token=`, Bearer) are
+counted per client address: after NEWSLETTER_ADMIN_LOGIN_LIMIT_PER_IP of them in an hour, every attempt from
+there is refused (429) before it is even compared.
 
 `/admin` lists recent editions with their delivery counts; `/admin/preview` shows exactly the email a subscriber
 gets for a day: headers, the HTML at desktop and mobile (375 px) width, and the text part.
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import date
+import secrets
+from datetime import date, timedelta
 from email import message_from_bytes
 from email.policy import default
 from typing import Any
@@ -21,13 +25,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
-from newsletter.clock import today
+from newsletter.clock import edition_day, today, utcnow
 from newsletter.config import Settings
 from newsletter.delivery.preview import preview_email
 from newsletter.edition_control import delivery_counts_of
-from newsletter.models import DeliveryStatus, Edition
+from newsletter.models import AdminSession, DeliveryStatus, Edition
+from newsletter.web import forms, ratelimit
 from newsletter.web.pages import page
 from newsletter.web.state import AppSettings, database, settings_of
 from subscribers.profiles import get_subscriber
@@ -57,20 +62,30 @@ def require_admin(request: Request) -> None:
     if not settings.admin_token:
         raise _unauthorized()
     header = request.headers.get("authorization", "")
-    if header.startswith("Bearer ") and _is_admin_token(header.removeprefix("Bearer ").strip(), settings):
-        return
+    if header.startswith("Bearer "):
+        if _admin_token_given(request, header.removeprefix("Bearer ").strip()):
+            return
+        raise _unauthorized()
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    if cookie and hmac.compare_digest(cookie.encode(), session_value(settings).encode()):
+    if cookie and session_is_valid(cookie, settings):
         return
-    if _is_admin_token(request.query_params.get("token", ""), settings) and request.method == "GET":
+    token = request.query_params.get("token", "")
+    if token and request.method == "GET" and _admin_token_given(request, token):
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
         raise SignedIn(request.url.path + (f"?{query}" if query else ""))
     raise _unauthorized()
 
 
-def _is_admin_token(given: str, settings: Settings) -> bool:
+def _admin_token_given(request: Request, given: str) -> bool:
+    """Whether `given` is the admin token. Wrong ones are counted per client; past the limit, RateLimited."""
+    settings = settings_of(request)
+    key = f"admin-login:{ratelimit.client_ip(request)}"
+    ratelimit.refuse_if_over(request, settings, key, settings.admin_login_limit_per_ip)
     expected = settings.admin_token
-    return bool(expected and given) and hmac.compare_digest(given.encode(), expected.encode())
+    if expected and given and hmac.compare_digest(given.encode(), expected.encode()):
+        return True
+    ratelimit.check(request, settings, key, settings.admin_login_limit_per_ip)
+    return False
 
 
 def _unauthorized() -> HTTPException:
@@ -78,17 +93,41 @@ def _unauthorized() -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
-def session_value(settings: Settings) -> str:
-    """The cookie's value: an HMAC of the admin token under the signing key."""
-    return hmac.new(settings.signing_key.encode(), b"admin-session:" + settings.admin_token.encode(),
-                    hashlib.sha256).hexdigest()
+def _session_hash(cookie: str, settings: Settings) -> str:
+    """What the server keeps of a session: an HMAC of the cookie's value keyed with the admin token."""
+    return hmac.new(settings.admin_token.encode(), cookie.encode(), hashlib.sha256).hexdigest()
+
+
+def start_session(settings: Settings) -> str:
+    """A new session (stored, expiring in SESSION_SECONDS); returns the cookie's value. Expired rows go."""
+    cookie = secrets.token_urlsafe(32)
+    now = utcnow()
+    with database(settings, write=True) as session:
+        session.exec(delete(AdminSession).where(col(AdminSession.expires_at) <= now))
+        session.add(AdminSession(token_hash=_session_hash(cookie, settings), created_at=now,
+                                 expires_at=now + timedelta(seconds=SESSION_SECONDS)))
+    return cookie
+
+
+def session_is_valid(cookie: str, settings: Settings) -> bool:
+    if len(cookie) > 100:
+        return False
+    with database(settings) as session:
+        found = session.exec(select(AdminSession.id).where(
+            col(AdminSession.token_hash) == _session_hash(cookie, settings),
+            col(AdminSession.expires_at) > utcnow())).first()
+    return found is not None
+
+
+def end_session(cookie: str, settings: Settings) -> None:
+    with database(settings, write=True) as session:
+        session.exec(delete(AdminSession).where(col(AdminSession.token_hash) == _session_hash(cookie, settings)))
 
 
 def signed_in(request: Request, location: str) -> RedirectResponse:
     response = RedirectResponse(location, status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_value(settings_of(request)), max_age=SESSION_SECONDS, path="/",
-                        httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https")
+    response.set_cookie(SESSION_COOKIE, start_session(settings_of(request)), max_age=SESSION_SECONDS, path="/",
+                        httponly=True, samesite="lax", secure=request.url.scheme == "https")
     return response
 
 
@@ -106,14 +145,20 @@ sessions = APIRouter()  # signing in and out: open to anyone, like the 401 page
 
 @sessions.post("/admin/login")
 async def login(request: Request):
-    form = await request.form()
-    if not _is_admin_token(str(form.get("token", "")), settings_of(request)):
+    form = await forms.read_form(request)
+    token = form.get("token", "")
+    if not isinstance(token, str) or not _admin_token_given(request, token):
         return login_page(error="That is not the admin token.")
     return signed_in(request, "/admin")
 
 
 @sessions.post("/admin/logout")
-def logout():
+def logout(request: Request):
+    """Ends the session on the server (the cookie's value no longer signs anyone in) and drops the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    settings = settings_of(request)
+    if cookie and settings.admin_token:
+        end_session(cookie, settings)
     response = RedirectResponse("/admin", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -144,15 +189,16 @@ def admin_home(settings: AppSettings):
 
 
 def _preview(subscriber: str, day: date | None, settings: Settings):
+    day = edition_day(day) if day is not None else today()  # 0001-01-01 or 9999-12-31: a clear 422, not a 500
     with database(settings) as session:
         found = get_subscriber(session, subscriber)
-        rendered, message = preview_email(session, found, day or today(), settings)
+        rendered, message = preview_email(session, found, day, settings)
         return found.email, rendered, message
 
 
 @router.get("/admin/preview")
 def admin_preview(settings: AppSettings, subscriber: str = "", day: date | None = Query(None, alias="date")):
-    day = day or today()
+    day = edition_day(day) if day is not None else today()
     context: dict[str, Any] = {"subscriber": subscriber, "day": day, "home_url": "/admin", "found": bool(subscriber)}
     if subscriber:
         email, rendered, message = _preview(subscriber, day, settings)

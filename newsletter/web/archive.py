@@ -18,6 +18,7 @@ from newsletter.render.context import PaperView, date_label, paper_view
 from newsletter.web.pages import page
 from newsletter.web.state import AppSettings, database
 from subscribers.consent import subscriber_for_token
+from subscribers.tokens import ISSUED_AT
 
 router = APIRouter()
 ARCHIVE_DAYS = 60
@@ -25,13 +26,18 @@ ARCHIVE_PAPERS = 15
 
 
 def showcase(session: Session, day: date, settings: Settings, limit: int) -> tuple[str, list[PaperView]]:
-    """A day's trending papers (most upvoted); when no source gave upvotes, its newest papers instead."""
-    papers = trending_papers(session, day, settings)
-    if papers:
-        return "Trending", [paper_view(p) for p in papers[:limit]]
-    newest = sorted(candidate_papers(session, day, settings.candidate_days),
+    """A day's trending papers (most upvoted), filled up with its newest papers when fewer than `limit` have
+    upvotes (on many days only a couple do). The heading says which: "Trending", "Trending and new", or "New"
+    when no source gave upvotes."""
+    trending = trending_papers(session, day, settings)[:limit]
+    if len(trending) >= limit:
+        return "Trending", [paper_view(p) for p in trending]
+    shown = {p.id for p in trending}
+    newest = sorted((p for p in candidate_papers(session, day, settings.candidate_days) if p.id not in shown),
                     key=lambda p: (p.published_at or p.ingested_at).replace(tzinfo=None), reverse=True)
-    return "New", [paper_view(p) for p in newest[:limit]]
+    papers = [*trending, *newest[: limit - len(trending)]]
+    kind = "Trending and new" if trending and len(papers) > len(trending) else "Trending" if trending else "New"
+    return kind, [paper_view(p) for p in papers]
 
 
 @router.get("/archive")
@@ -64,5 +70,6 @@ def view_in_browser(token: str, settings: AppSettings):
                                 .where(col(Edition.date) == day, col(Delivery.subscriber_id) == subscriber.id)).first()
         if delivery is None:
             raise NotFound(f"there is no edition of {day.isoformat()} for this subscription")
-        rendered, _ = preview_email(session, subscriber, day, settings)
+        # Its links are signed as of this link's own time: they expire with it (subscribers.tokens).
+        rendered, _ = preview_email(session, subscriber, day, settings, issued_at=payload[ISSUED_AT])
     return HTMLResponse(rendered.html, headers={"X-Robots-Tag": "noindex"})

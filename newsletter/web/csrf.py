@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import FormData
 
 from newsletter.errors import NewsletterError
+from newsletter.web.forms import read_form
 from newsletter.web.state import settings_of
 
 COOKIE = "pd_csrf"
@@ -46,7 +47,7 @@ def set_cookie(response: Response, request: Request, value: str) -> None:
 
 async def verified_form(request: Request) -> FormData:
     """FastAPI dependency for every form POST except one-click unsubscribe: the form, once its token checks out."""
-    form = await request.form()
+    form = await read_form(request)
     given = form.get(FIELD)
     cookie = request.cookies.get(COOKIE, "")
     if not isinstance(given, str) or not given or not cookie:

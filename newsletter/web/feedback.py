@@ -22,6 +22,8 @@ from newsletter.web.csrf import verified_form
 from newsletter.web.pages import page
 from newsletter.web.state import AppSettings, database
 from subscribers.consent import subscriber_for_token
+from subscribers.profiles import MAX_ID
+from subscribers.tokens import ISSUED_AT
 
 router = APIRouter()
 LABELS = {"more": "More like this", "less": "Less like this"}
@@ -30,36 +32,40 @@ SCRIPT = "/static/feedback.js"
 
 def feedback_target(session, token: str, settings: Settings):
     subscriber, payload = subscriber_for_token(session, "feedback", token, settings)
-    if payload.get("k") not in KINDS or not isinstance(payload.get("p"), int):
+    paper_id = payload.get("p")
+    if payload.get("k") not in KINDS or type(paper_id) is not int or not 0 < paper_id <= MAX_ID:
         raise BadToken("this link is not valid")
-    paper = session.get(Paper, payload["p"])
+    paper = session.get(Paper, paper_id)
     if paper is None:
         raise NotFound("that paper is no longer in our records")
-    return subscriber, paper, payload["k"]
+    return subscriber, paper, payload["k"], payload
 
 
 @router.get("/feedback/{token}")
 def ask_feedback(token: str, request: Request, settings: AppSettings):
     with database(settings) as session:
-        subscriber, paper, kind = feedback_target(session, token, settings)
+        subscriber, paper, kind, payload = feedback_target(session, token, settings)
         done = feedback_of(session, subscriber.id).get(paper.id) == kind
+        # signed as of the feedback link's own time: it never outlives the link it came from
+        preferences = signed_path("preferences", subscriber, settings, issued_at=payload[ISSUED_AT])
         return page("feedback.html", request=request, paper=paper, kind=kind, label=LABELS[kind], state=
                     "done" if done else "ask", scripts=[] if done else [SCRIPT], undo_url=f"/feedback/{token}/undo",
-                    preferences_url=signed_path("preferences", subscriber, settings))
+                    preferences_url=preferences)
 
 
 @router.post("/feedback/{token}")
 def give_feedback(token: str, settings: AppSettings, form: FormData = Depends(verified_form)):
-    with database(settings) as session:
-        subscriber, paper, kind = feedback_target(session, token, settings)
+    with database(settings, write=True) as session:
+        subscriber, paper, kind, _ = feedback_target(session, token, settings)
         record_feedback(session, subscriber, paper.id, kind)
     return RedirectResponse(f"/feedback/{token}", status_code=303)  # the GET now shows "Thanks" and Undo
 
 
 @router.post("/feedback/{token}/undo")
 def undo_feedback(token: str, settings: AppSettings, form: FormData = Depends(verified_form)):
-    with database(settings) as session:
-        subscriber, paper, kind = feedback_target(session, token, settings)
+    with database(settings, write=True) as session:
+        subscriber, paper, kind, payload = feedback_target(session, token, settings)
         forget_feedback(session, subscriber, paper.id)
+        preferences = signed_path("preferences", subscriber, settings, issued_at=payload[ISSUED_AT])
         return page("feedback.html", paper=paper, kind=kind, label=LABELS[kind], state="undone",
-                    scripts=[], preferences_url=signed_path("preferences", subscriber, settings))
+                    scripts=[], preferences_url=preferences)

@@ -23,10 +23,30 @@ def page(name: str, status_code: int = 200, request: Request | None = None, head
          **context) -> HTMLResponse:
     """Render templates/pages/`name`. Give `request` when the page has a form: it then carries a CSRF token."""
     fresh_cookie = None
+    if context.get("errors"):  # the first field with an error gets the focus (and so is scrolled into view)
+        context.setdefault("focus", next(iter(context["errors"])))
     if request is not None:
         context["csrf_token"], fresh_cookie = csrf.form_token(request)
     response = HTMLResponse(_env().get_template(name).render(**context), status_code=status_code, headers=headers)
     if fresh_cookie and request is not None:
+        csrf.set_cookie(response, request, fresh_cookie)
+    return response
+
+
+CSRF_PLACEHOLDER = "__csrf_token_placeholder__"
+
+
+def render(name: str, **context) -> str:
+    """templates/pages/`name` as text (for pages rendered once and served many times: see form_page)."""
+    return _env().get_template(name).render(**context)
+
+
+def form_page(request: Request, html: str, status_code: int = 200) -> HTMLResponse:
+    """A page rendered once ahead (with csrf_token=CSRF_PLACEHOLDER) served with this browser's CSRF token: the
+    per-request work of a page with a form, without rendering it again."""
+    token, fresh_cookie = csrf.form_token(request)
+    response = HTMLResponse(html.replace(CSRF_PLACEHOLDER, token), status_code=status_code)
+    if fresh_cookie:
         csrf.set_cookie(response, request, fresh_cookie)
     return response
 

@@ -7,21 +7,21 @@ after the response, so timing does not tell either.
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from newsletter.clock import today
 from newsletter.config import Settings
-from newsletter.errors import InvalidInput, NotFound
+from newsletter.delivery.smtp import offers_smtputf8
+from newsletter.errors import NotFound, RateLimited
 from newsletter.links import signed_path
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber, SubscriberStatus, address_key
 from newsletter.notices import confirmation_email, manage_email, send_notice
-from newsletter.ranking import candidate_papers
-from newsletter.ranking.seeds import seed_paper_ids
 from newsletter.web import forms, ratelimit
-from newsletter.web.archive import showcase
 from newsletter.web.csrf import verified_form
-from newsletter.web.pages import message_page, page
-from newsletter.web.state import AppSettings, database, settings_of
+from newsletter.web.landing import kept, landing
+from newsletter.web.pages import form_page, message_page, page
+from newsletter.web.state import AppSettings, database
 from subscribers.consent import (
     CONFIRM,
     MANAGE,
@@ -30,53 +30,69 @@ from subscribers.consent import (
     subscriber_for_any_age_token,
     subscriber_for_token,
 )
-from subscribers.profiles import normalize_email
 
 router = APIRouter()
-TRENDING_ON_HOME = 5
 RENEWABLE = ("confirm", "preferences")  # expired links of these purposes offer a fresh one by email
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def home_page(request: Request, values: dict | None = None, error: str = "", status_code: int = 200):
-    settings = settings_of(request)
-    day = today()
-    with database(settings) as session:
-        showcase_kind, papers = showcase(session, day, settings, TRENDING_ON_HOME)
-        suggestions = forms.keyword_suggestions(candidate_papers(session, day, settings.candidate_days))
-    defaults = {"frequency": "daily", "send_hour": "7", "timezone": "UTC", "suggested": []}
-    return page("index.html", status_code=status_code, request=request, showcase_kind=showcase_kind,
-                papers=papers, suggestions=suggestions,
-                timezones=forms.timezone_groups(), values={**defaults, **(values or {})}, error=error,
-                scripts=["/static/timezone.js"])
+def home_page(request: Request, values: dict, errors: dict[str, str], status_code: int,
+              headers: dict[str, str] | None = None):
+    """The home page with the form filled again as it was sent, and what to fix beside each field."""
+    return page("index.html", status_code=status_code, request=request, headers=headers,
+                **landing(request).home_context(values, errors))
 
 
 @router.get("/")
-def home(request: Request):
-    return home_page(request)
+async def home(request: Request):
+    """The busiest page: rendered once per app and day (newsletter.web.landing), served with this browser's CSRF
+    token. Only when the kept copy is stale does a thread read the database."""
+    content = kept(request)
+    if content is None:
+        content = await run_in_threadpool(landing, request)
+    return form_page(request, content.home_html())
+
+
+@router.get("/sample")
+def sample(request: Request):
+    """A sample edition: what a reader with typical interests gets today (no signed links in it)."""
+    html = landing(request).sample_html()
+    return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.post("/subscribe")
 def subscribe(request: Request, background: BackgroundTasks, settings: AppSettings,
               form: FormData = Depends(verified_form)):
+    offered = landing(request).suggestions
+    errors: dict[str, str] = {}
+    address = profile = None
     try:
-        address = normalize_email(forms.text(form, "email"))
-        profile = forms.profile_fields(form)
-    except InvalidInput as error:
-        return home_page(request, forms.echo(form), str(error), status_code=422)
-    ratelimit.check(request, settings, f"ip:{client_ip(request)}", settings.subscribe_limit_per_ip)
-    ratelimit.check(request, settings, f"address:{address.lower()}", settings.subscribe_limit_per_address)
+        address = forms.email_address(form, lambda: offers_smtputf8(settings))
+    except forms.FormErrors as error:
+        errors.update(error.errors)
     try:
+        profile = forms.profile_fields(form, offered)
+    except forms.FormErrors as error:
+        errors.update(error.errors)
+    seeds = forms.seed_references(form)
+    if seeds and profile is not None:
         with database(settings) as session:
-            seeds = forms.seed_references(form)
-            if seeds:
-                profile["seed_paper_ids"] = seed_paper_ids(session, seeds)  # unresolved ones: listed back
-            subscriber, owed = request_subscription(session, address, **profile)
-    except InvalidInput as error:
-        return home_page(request, forms.echo(form), str(error), status_code=422)
+            try:
+                profile["seed_paper_ids"] = forms.seed_paper_choice(session, seeds)  # unresolved ones: listed back
+            except forms.FormErrors as error:
+                errors.update(error.errors)
+    if errors or address is None or profile is None:
+        return home_page(request, forms.echo(form), errors, status_code=422)
+    try:
+        ratelimit.check(request, settings, f"ip:{ratelimit.client_ip(request)}", settings.subscribe_limit_per_ip)
+        ratelimit.check(request, settings, f"address:{address_key(address)}", settings.subscribe_limit_per_address)
+    except RateLimited as limited:
+        minutes = max(1, limited.retry_after // 60)
+        return home_page(request, forms.echo(form),
+                         {"form": f"Too many sign-ups from here just now. Nothing was lost: please press Subscribe "
+                                  f"again in about {minutes} minutes."},
+                         status_code=429, headers={"Retry-After": str(limited.retry_after)})
+    with database(settings, write=True) as session:
+        subscriber, owed = request_subscription(session, address, **profile)
     queue_notice(background, subscriber, owed, settings)
     return message_page("Check your inbox",
                         f"If {address} can receive Paper Digest, an email is on its way to it. Open the link in "
@@ -104,7 +120,7 @@ def confirm_page(token: str, request: Request, settings: AppSettings):
 
 @router.post("/confirm/{token}")
 def confirm_subscription(token: str, settings: AppSettings):
-    with database(settings) as session:
+    with database(settings, write=True) as session:
         subscriber, _ = subscriber_for_token(session, "confirm", token, settings)
         confirm(session, subscriber)
         return _confirmation_outcome(subscriber, settings)
@@ -128,10 +144,10 @@ def renew_link(purpose: str, token: str, request: Request, background: Backgroun
     """Email a fresh link in exchange for an expired (but genuine) one."""
     if purpose not in RENEWABLE:
         raise NotFound("there is nothing to renew here")
-    ratelimit.check(request, settings, f"ip:{client_ip(request)}", settings.subscribe_limit_per_ip)
+    ratelimit.check(request, settings, f"ip:{ratelimit.client_ip(request)}", settings.subscribe_limit_per_ip)
     with database(settings) as session:
         subscriber = subscriber_for_any_age_token(session, purpose, token, settings)
-        ratelimit.check(request, settings, f"address:{subscriber.email.lower()}", settings.subscribe_limit_per_address)
+        ratelimit.check(request, settings, f"address:{subscriber.email_key}", settings.subscribe_limit_per_address)
         if purpose == "confirm" and subscriber.status != SubscriberStatus.active:
             queue_notice(background, subscriber, CONFIRM, settings)
         elif subscriber.status in (SubscriberStatus.active, SubscriberStatus.pending, SubscriberStatus.unsubscribed):

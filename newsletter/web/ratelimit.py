@@ -1,7 +1,9 @@
 """Fixed-window request counters: in memory (one process) or in Redis (shared by every web worker).
 
 Each app owns one counter (`app.state.rate_counter`, made on first use from the settings);
-`check(request, key, limit)` raises RateLimited once `key` was seen more than `limit` times in the current hour.
+`check(request, key, limit)` raises RateLimited once `key` was seen more than `limit` times in the current hour;
+`refuse_if_over(request, key, limit)` raises it, without counting, once `key` already was (failed admin sign-ins
+are counted with `check` after they failed, and refused before the next attempt is even evaluated).
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ class MemoryCounter:
         self._counts: dict[str, tuple[int, int]] = {}  # key -> (window number, count)
         self._lock = threading.Lock()
 
+    def peek(self, key: str, window: int) -> int:
+        """The count of `key` in the current window, without counting."""
+        current = int(time.time()) // window
+        with self._lock:
+            started, count = self._counts.get(key, (current, 0))
+            return count if started == current else 0
+
     def hit(self, key: str, window: int) -> int:
         """Count one request for `key` in the current window; returns the count so far."""
         current = int(time.time()) // window
@@ -44,6 +53,9 @@ class RedisCounter:
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix + KEY_PREFIX
 
+    def peek(self, key: str, window: int) -> int:
+        return int(self._client.get(f"{self._prefix}{key}:{int(time.time()) // window}") or 0)
+
     def hit(self, key: str, window: int) -> int:
         name = f"{self._prefix}{key}:{int(time.time()) // window}"
         pipe = self._client.pipeline()
@@ -51,6 +63,12 @@ class RedisCounter:
         pipe.expire(name, window)
         count, _ = pipe.execute()
         return int(count)
+
+
+def client_ip(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy forwarded (NEWSLETTER_TRUSTED_PROXIES, see
+    app.py); a forwarded header from anyone else is ignored."""
+    return request.client.host if request.client else "unknown"
 
 
 def make_counter(settings: Settings) -> MemoryCounter | RedisCounter:
@@ -61,6 +79,13 @@ def make_counter(settings: Settings) -> MemoryCounter | RedisCounter:
     raise InvalidInput(f"NEWSLETTER_RATE_LIMIT_STORE must be memory or redis, not {settings.rate_limit_store!r}")
 
 
+def _counter(request: Request, settings: Settings) -> MemoryCounter | RedisCounter:
+    state = request.app.state
+    if getattr(state, "rate_counter", None) is None:
+        state.rate_counter = make_counter(settings)
+    return state.rate_counter
+
+
 def check(request: Request, settings: Settings, key: str, limit: int) -> None:
     """Count a request for `key`; raise RateLimited when it is over `limit` this hour.
 
@@ -68,13 +93,28 @@ def check(request: Request, settings: Settings, key: str, limit: int) -> None:
     """
     import redis
 
-    state = request.app.state
-    if getattr(state, "rate_counter", None) is None:
-        state.rate_counter = make_counter(settings)
     try:
-        count = state.rate_counter.hit(key, WINDOW_SECONDS)
+        count = _counter(request, settings).hit(key, WINDOW_SECONDS)
     except redis.RedisError as error:
         log.warning("rate limit store unavailable, request allowed: %s", error)
         return
     if count > limit:
-        raise RateLimited(retry_after=WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS)
+        raise RateLimited(retry_after=retry_after())
+
+
+def refuse_if_over(request: Request, settings: Settings, key: str, limit: int) -> None:
+    """Raise RateLimited when `key` was already counted `limit` times this hour (counting nothing)."""
+    import redis
+
+    try:
+        count = _counter(request, settings).peek(key, WINDOW_SECONDS)
+    except redis.RedisError as error:
+        log.warning("rate limit store unavailable, request allowed: %s", error)
+        return
+    if count >= limit:
+        raise RateLimited(retry_after=retry_after())
+
+
+def retry_after() -> int:
+    """Seconds until the current window ends."""
+    return WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS

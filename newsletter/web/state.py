@@ -21,7 +21,9 @@ AppSettings = Annotated[Settings, Depends(settings_of)]
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[Session]:
-    """A session on the app's database that commits on success (newsletter.db.session_scope)."""
-    with db.session_scope(settings.sqlalchemy_url) as session:
+def database(settings: Settings, write: bool = False) -> Iterator[Session]:
+    """A session on the app's database that commits on success (newsletter.db.session_scope). Routes that change
+    something say `write=True`: on SQLite the transaction then takes the write lock first, so concurrent requests
+    queue for it instead of failing with "database is locked"."""
+    with db.session_scope(settings.sqlalchemy_url, write=write) as session:
         yield session

@@ -24,7 +24,7 @@ def confirm_unsubscribe(token: str, request: Request, settings: AppSettings):
 
 @router.post("/unsubscribe/{token}")
 def do_unsubscribe(token: str, settings: AppSettings):
-    with database(settings) as session:
+    with database(settings, write=True) as session:
         subscriber, _ = subscriber_for_token(session, "unsubscribe", token, settings)
         unsubscribe(session, subscriber)
         email = subscriber.email
