@@ -200,7 +200,7 @@ def test_two_senders_on_one_edition_never_send_a_row_twice(session, settings, sc
     emails = [f"reader{i}@example.org" for i in range(24)]
     edition = planned(session, settings, *emails)
     local = configured(settings, scripted_smtp)
-    scripted_smtp.handler.accept_delay = 0.005  # so that the two senders' runs overlap
+    scripted_smtp.handler.accept_delay = 0.03  # so that the two senders' runs overlap, even on a busy machine
     reports = send_from_two_threads(db.get_engine(settings.sqlalchemy_url), edition, local)
     ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 24
@@ -246,7 +246,7 @@ def test_two_senders_on_postgresql_never_send_a_row_twice(postgres_settings, scr
         reader3 = pg.exec(select(Subscriber).where(Subscriber.email == "reader3@example.org")).one()
         reader3.status = SubscriberStatus.unsubscribed
         pg.commit()
-    scripted_smtp.handler.accept_delay = 0.005
+    scripted_smtp.handler.accept_delay = 0.03  # the two senders overlap, even on a busy machine
     reports = send_from_two_threads(engine, edition, local)
     ids = scripted_smtp.handler.message_ids()
     assert len(ids) == len(set(ids)) == 15

@@ -224,6 +224,6 @@ def test_the_sign_up_form_converts_on_a_phone(settings, browser, shots, session,
     assert find_subscriber(session, "ada@example.org") is None
     assert all("422" in p or "429" in p for p in problems), problems
     page.goto(live_server.url + "/sample")
-    page.wait_for_selector("text=Your papers today")
+    page.wait_for_selector("text=papers for you today")
     shoot(page, shots, "signup-375-sample-edition")
     context.close()
