@@ -124,8 +124,9 @@ def prepare(settings: Settings, count: int) -> tuple[int, list[tuple[str, bytes]
         session.commit()
         rendered = render_for(subscribers[0], DAY, recommend(session, subscribers[0], DAY, settings),
                               trending_papers(session, DAY, settings), settings)
-        by_delivery = {d.id: message_bytes(rendered, s, delivery_message_id(d.edition_id, d.id, settings), settings)
-                       for d, s in zip(deliveries, subscribers)}
+        by_delivery = {
+            d.id: message_bytes(rendered, s, delivery_message_id(d.edition_id, d.id, d.message_key, settings), settings)
+            for d, s in zip(deliveries, subscribers)}
         ordered = [(s.email, by_delivery[d.id]) for d, s in zip(deliveries, subscribers)]
         return edition.id, ordered, by_delivery
 
@@ -145,7 +146,7 @@ def ours_chunk(session: Session, settings: Settings, edition_id: int, ids: list[
     """Seconds for our engine to send the deliveries `ids` (one send_edition call, one connection)."""
     started = time.perf_counter()
     report = send_edition(session, edition_id, settings, delivery_ids=ids,
-                          compose=lambda delivery_id, _: by_delivery[delivery_id])
+                          compose=lambda delivery_id, _, __: by_delivery[delivery_id])
     elapsed = time.perf_counter() - started
     if report.sent != len(ids):
         raise SystemExit(f"our engine sent {report.sent} of {len(ids)}: {report.errors[:3]}")

@@ -8,6 +8,7 @@ fails at flush instead of storing a typo.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from datetime import datetime
 from enum import Enum, StrEnum
 
@@ -153,6 +154,10 @@ class Edition(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+def new_message_key() -> str:
+    return secrets.token_hex(12)
+
+
 class Delivery(SQLModel, table=True):
     """One row per subscriber x edition: the single source of truth for "was it sent"."""
 
@@ -163,7 +168,11 @@ class Delivery(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     status: DeliveryStatus = Field(default=DeliveryStatus.pending,
                                    sa_column=status_column(DeliveryStatus, DeliveryStatus.pending, index=True))
-    message_id: str | None = None
+    # The random part of the Message-ID, drawn once when the row is made: retries reuse it, and no other install
+    # or database copy can produce the same Message-ID (the ids beside it are per-database counters).
+    message_key: str = Field(default_factory=new_message_key, max_length=24,
+                             sa_column_kwargs={"default": new_message_key})
+    message_id: str | None = None  # the Message-ID as last handed to the server
     attempts: int = 0
     error: str | None = None
     next_attempt_at: datetime | None = None  # after a temporary failure: not before this time

@@ -40,7 +40,7 @@ def test_list_unsubscribe_has_https_and_mailto_each_with_the_recipients_token(se
         assert read_token("unsubscribe", token, settings)["s"] == delivery.subscriber_id
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "Paper Digest <digest.example.org>" and message["Precedence"] == "bulk"
-    expected = f"<edition-{delivery.edition_id}.delivery-{delivery.id}@example.org>"
+    expected = f"<edition-{delivery.edition_id}.delivery-{delivery.id}.{delivery.message_key}@example.org>"
     assert message["Message-ID"] == delivery.message_id == expected
     assert envelope.mail_from == "digest@example.org"
 

@@ -278,7 +278,8 @@ def test_a_second_ctrl_c_aborts_at_once_and_the_lease_rule_recovers_the_row_in_f
         statuses: list[str] = [d.status for d in deliveries(session)]
         assert statuses.count("sending") == 1 and statuses.count("sent") == 2  # the row in flight stays `sending`
         assert statuses.count("pending") == 5
-        in_flight = [f"<edition-{d.edition_id}.delivery-{d.id}@" for d in deliveries(session) if d.status == "sending"]
+        in_flight = [f"<edition-{d.edition_id}.delivery-{d.id}.{d.message_key}@"
+                     for d in deliveries(session) if d.status == "sending"]
         session.exec(update(Delivery).where(col(Delivery.status) == "sending")
                      .values(claimed_at=utcnow() - timedelta(days=1)))  # its lease has long passed
         session.commit()

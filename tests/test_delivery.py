@@ -44,6 +44,34 @@ def test_temporary_failures_are_retried_with_backoff_and_sent_once(session, sett
     assert scripted_smtp.handler.message_ids() == [delivery.message_id]  # no duplicate
 
 
+def test_message_ids_never_repeat_across_databases_and_stay_the_same_across_retries(
+        session, settings, tmp_path, migrated_template, scripted_smtp):
+    """Two installs (or a staging copy) count editions and deliveries alike; the random key keeps their
+    Message-IDs apart. A retry of one delivery sends the same Message-ID again."""
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    (tmp_path / "other.db").write_bytes(migrated_template.read_bytes())
+    ids = []
+    for url in (settings.database_url, other_url):
+        local = configured(settings.model_copy(update={"database_url": url}), scripted_smtp)
+        with Session(db.get_engine(local.sqlalchemy_url)) as other:
+            planned(other, local, "ada@example.org")
+            row = deliveries(other)["ada@example.org"]
+            ids.append((row.edition_id, row.id, row.message_key))
+    assert ids[0][2] != ids[1][2] and len(ids[0][2]) == 24
+
+    edition = ids[0][0]
+    scripted_smtp.handler.next_data("451")
+    first = send_edition(session, edition, configured(settings, scripted_smtp))
+    assert (first.sent, first.deferred) == (0, 1)
+    time.sleep(0.3)  # past its retry time (backoff capped at 0.2 s by `configured`)
+    second = send_edition(session, edition, configured(settings, scripted_smtp))
+    assert second.sent == 1
+    sent = deliveries(session)["ada@example.org"]
+    assert sent.message_key == ids[0][2]
+    assert scripted_smtp.handler.message_ids() == [sent.message_id]
+    assert sent.message_id == f"<edition-{sent.edition_id}.delivery-{sent.id}.{ids[0][2]}@example.org>"
+
+
 def test_a_deferred_row_waits_for_its_retry_time(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
     local = configured(settings, scripted_smtp, retry_base_delay=0.6, retry_max_delay=10)

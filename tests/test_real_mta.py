@@ -254,11 +254,11 @@ def test_message_over_the_size_limit_fails_clearly_and_suppresses_nobody(session
     readers(session, settings, READERS[0], big, READERS[1])
     limit = 100_000
 
-    def compose(delivery_id: int, subscriber_id: int) -> bytes:
+    def compose(delivery_id: int, subscriber_id: int, message_id: str) -> bytes:
         email = session.get(Subscriber, subscriber_id).email
         lines = 3000 if email == big else 10  # 3000 lines of 78 bytes: about 234 kB
         return (f"From: Paper Digest <digest@example.org>\r\nTo: {email}\r\nSubject: size\r\n"
-                f"Message-ID: <size-{delivery_id}@example.org>\r\nMIME-Version: 1.0\r\n\r\n").encode() \
+                f"Message-ID: {message_id}\r\nMIME-Version: 1.0\r\n\r\n").encode() \
             + (b"x" * 76 + b"\r\n") * lines
 
     with postfix(mailboxes=[READERS[0], big, READERS[1]], message_size_limit=limit) as mta:

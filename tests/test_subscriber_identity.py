@@ -4,6 +4,7 @@ unique index, and in databases that already hold duplicates (migration issue14_s
 from __future__ import annotations
 
 import json
+import re
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from typing import Any
@@ -130,6 +131,8 @@ def test_the_migration_merges_one_mailboxs_rows_keeping_consent_status_and_histo
                                                         .where(col(Delivery.subscriber_id) == alice.id))}
             assert sorted(deliveries) == sorted([ids["kept_delivery"], ids["moved_delivery"]])
             assert deliveries[ids["kept_delivery"]].status == "sent"
+            keys = [d.message_key for d in session.exec(select(Delivery))]  # drawn by the message-key migration
+            assert len(set(keys)) == len(keys) and all(re.fullmatch("[0-9a-f]{24}", key) for key in keys)
             picked = sorted(session.exec(select(Pick.paper_id).where(col(Pick.delivery_id) == ids["kept_delivery"])))
             assert picked == sorted(ids["papers"][:2])  # what either row was sent is still known
             judged = {(f.paper_id, f.kind) for f in session.exec(select(Feedback).where(

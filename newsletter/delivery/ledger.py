@@ -46,7 +46,7 @@ _EDITION_OPEN = (select(Edition.id).where(col(Edition.id) == _row.edition_id,  #
                  .correlate(_TABLE).exists())
 _CLAIMABLE = (_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
               or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
-_CLAIM_RETURNS = (_row.subscriber_id, _row.attempts, *map(_subscriber_field, (
+_CLAIM_RETURNS = (_row.subscriber_id, _row.attempts, _row.message_key, *map(_subscriber_field, (
     Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces)))
 _CLAIM = (update(_TABLE).where(*_CLAIMABLE)
           .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
@@ -153,8 +153,9 @@ _MARK_SENT_ROW = _HotStatement(_MARK_SENT)
 def claim(db: Session | Connection, delivery_id: int):
     """Atomically move one due row pending -> sending (see the module's rule).
 
-    Returns the claimed row (subscriber_id, attempts, and the subscriber's email, status, paused, soft_bounces
-    as they are at the claim, for the send-time check) or None when the row is not ours to send.
+    Returns the claimed row (subscriber_id, attempts, message_key (the Message-ID's random part), and the
+    subscriber's email, status, paused, soft_bounces as they are at the claim, for the send-time check) or None
+    when the row is not ours to send.
     """
     dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
     statement = _CLAIM_ROW_SKIP_LOCKED if dialect.name == "postgresql" else _CLAIM_ROW

@@ -1,7 +1,9 @@
 """One edition email as bytes: its Message-ID and its bulk-mail headers (RFC 2369 / RFC 8058).
 
-The Message-ID names the delivery (`<edition-E.delivery-D@domain>`), so a second copy of the same delivery is
-recognisable, and a bounce quoting it leads back to the delivery (`delivery_of_message_id`).
+The Message-ID names the delivery and carries its random key (`<edition-E.delivery-D.KEY@domain>`, the key drawn
+once per delivery row and stored with it): a second copy of the same delivery (a retry, a resend after a crash) is
+recognisable, a bounce quoting it leads back to the delivery (`delivery_of_message_id`), and a fresh database or a
+staging copy, whose counters start again, never reuses one.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from newsletter.models import Subscriber
 from newsletter.render import RenderedEmail
 from subscribers.tokens import make_token
 
-_DELIVERY_MESSAGE_ID = re.compile(r"<edition-(\d+)\.delivery-(\d+)@[^>]+>")
+_DELIVERY_MESSAGE_ID = re.compile(r"<edition-(\d+)\.delivery-(\d+)(?:\.[0-9a-f]+)?@[^>]+>")
 
 
-def delivery_message_id(edition_id: int, delivery_id: int, settings: Settings) -> str:
-    return f"<edition-{edition_id}.delivery-{delivery_id}@{address_domain(settings.from_address)}>"
+def delivery_message_id(edition_id: int, delivery_id: int, message_key: str, settings: Settings) -> str:
+    return f"<edition-{edition_id}.delivery-{delivery_id}.{message_key}@{address_domain(settings.from_address)}>"
 
 
 def delivery_of_message_id(text: str) -> tuple[int, str] | None:

@@ -45,7 +45,7 @@ def preview_email(session: Session, subscriber: Subscriber, day: date, settings:
     ).first()
     if delivery is not None and delivery.id is not None:
         picks = delivery_picks(session, delivery.id)
-        message_id = delivery_message_id(delivery.edition_id, delivery.id, settings)
+        message_id = delivery_message_id(delivery.edition_id, delivery.id, delivery.message_key, settings)
     else:
         picks = recommend(session, subscriber, day, settings)
         message_id = f"<preview@{address_domain(settings.from_address)}>"

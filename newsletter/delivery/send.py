@@ -36,14 +36,14 @@ log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending
 PREFETCH = 100  # rows whose picks and subscribers are loaded together before they are sent
 
-# compose(delivery_id, subscriber_id) -> the message bytes (without DKIM; send signs them)
-Composer = Callable[[int, int], bytes]
+# compose(delivery_id, subscriber_id, message_id) -> the message bytes (without DKIM; send signs them)
+Composer = Callable[[int, int, str], bytes]
 
 
 @dataclass
 class _Outgoing:
     delivery_id: int
-    recipient: Row  # from ledger.claim: subscriber_id, attempts, email, status, paused, soft_bounces
+    recipient: Row  # from ledger.claim: subscriber_id, attempts, message_key, email, status, paused, soft_bounces
     message_id: str
     data: bytes
 
@@ -131,14 +131,13 @@ class _Renderer:
             select(Subscriber).join(Delivery, col(Delivery.subscriber_id) == Subscriber.id)
             .where(col(Delivery.id).in_(delivery_ids)))}
 
-    def __call__(self, delivery_id: int, subscriber_id: int) -> bytes:
+    def __call__(self, delivery_id: int, subscriber_id: int, message_id: str) -> bytes:
         picks = self.picks.pop(delivery_id, None)
         if picks is None:  # not prefetched (a retry of a deferred row)
             picks = picks_of_deliveries(self.session, [delivery_id], self.papers).get(delivery_id, [])
         subscriber = self.subscribers.get(subscriber_id) or self.session.get_one(Subscriber, subscriber_id)
         rendered = render_for(subscriber, self.edition.date, picks, self.trending_pool, self.settings)
-        return message_bytes(rendered, subscriber, delivery_message_id(self.edition.id, delivery_id, self.settings),
-                             self.settings)
+        return message_bytes(rendered, subscriber, message_id, self.settings)
 
 
 def _ledger_connection(session: Session) -> Connection:
@@ -195,9 +194,9 @@ class _Run:
             ledger.finish(self.session, delivery_id, DeliveryStatus.skipped, error=blocker)
             self._settled("skipped")
             return None
-        data = self.compose(delivery_id, recipient.subscriber_id)
-        return _Outgoing(delivery_id, recipient, delivery_message_id(self.edition.id, delivery_id, self.settings),
-                         self.sign(data) if self.sign else data)
+        message_id = delivery_message_id(self.edition.id, delivery_id, recipient.message_key, self.settings)
+        data = self.compose(delivery_id, recipient.subscriber_id, message_id)
+        return _Outgoing(delivery_id, recipient, message_id, self.sign(data) if self.sign else data)
 
     def _edition_closed(self) -> bool:
         """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
