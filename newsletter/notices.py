@@ -56,7 +56,7 @@ def manage_email(subscriber: Subscriber, settings: Settings, already_subscribed:
 
 def _render(*, subject: str, settings: Settings, **context) -> RenderedEmail:
     context = {"subject": one_line(subject), "preheader": one_line(context["lines"][0], 150),
-               "postal_address": settings.postal_address, **context}
+               "postal_address": settings.postal_address, "lang": settings.language, **context}
     return RenderedEmail(subject=context["subject"],
                          html=compiled_html_template("email/notice.mjml").render(context),
                          text=text_template("email/notice.txt").render(context))

@@ -234,6 +234,9 @@ def test_send_refuses_in_production_while_doctor_reports_errors(demo_like, cli):
     assert "newsletter send refuses to start: NEWSLETTER_ENV=production" in result.output
     assert "error   dkim" in result.output and "error   postal" in result.output
     assert cli("send", "--dry-run").exit_code == 0  # sends nothing: not gated
+    resumed = cli("editions", "resume", "1")  # resuming sends the rest of an edition: gated the same way
+    assert resumed.exit_code == 1
+    assert "newsletter editions resume refuses to start: NEWSLETTER_ENV=production" in resumed.output
     demo_like.env = "development"
     assert "refuses" not in cli("send").output  # the demo and tests are not gated
 

@@ -301,3 +301,13 @@ def test_the_home_page_links_a_sample_edition(session, settings, web):
     sample = web.get("/sample")
     assert sample.status_code == 200 and re.search(r"\d+ papers? for you today", sample.text)
     assert not re.search(r"/(unsubscribe|preferences|feedback|view)/", sample.text)  # no signed link in it
+
+
+def test_notice_emails_declare_the_configured_language_and_keep_the_doctype(session, settings):
+    from newsletter.notices import confirmation_email
+
+    ada = add_active(session, "ada@example.org")
+    for language in ("en", "de"):
+        html = confirmation_email(ada, settings.model_copy(update={"language": language})).html
+        assert html.lower().startswith("<!doctype html>")
+        assert re.search(rf'<html[^>]* lang="{language}"', html), html[:300]

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from newsletter import db, jobs
 from newsletter.cli.support import console, echo_json, expected_errors, settings
+from newsletter.doctor import require_ready
 from newsletter.edition_control import cancel_edition, delivery_counts_of, find_edition, pause_edition
 from newsletter.models import Delivery, DeliveryStatus, Edition, Subscriber
 
@@ -91,6 +92,8 @@ def editions_resume(
     from newsletter.cli.send import deliver
 
     current = settings()
+    if not no_send:
+        require_ready(current, "newsletter editions resume")  # NEWSLETTER_ENV=production, as `send`
     with db.session_scope(current.sqlalchemy_url) as session:
         edition = find_edition(session, edition_key)
         changed = jobs.resume(session, edition)
