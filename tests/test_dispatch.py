@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from newsletter import db, dispatch
 from newsletter.clock import today, utc
@@ -209,3 +209,30 @@ def test_a_daylight_saving_changeover_day_sends_each_reader_once_at_the_first_ti
     for send_hour, subscriber in hours.items():  # the first hourly tick of that local date at or after the hour
         expected = next(t for t in ticks if t.date().isoformat() == day and t.hour >= send_hour)
         assert first_due[subscriber.id] == expected, send_hour
+
+
+def test_a_send_tick_after_cancel_plans_nothing_into_the_edition(session, settings, monkeypatch):
+    """An operator cancels the day's edition; a reader who becomes due afterwards is found by the tick, but the
+    plan task refuses the cancelled edition: no row is planned that nothing would ever send."""
+    from newsletter.edition_control import cancel_edition
+    from tasks import tasks
+
+    ingest_sample(session)
+    early = add(session, "early@x.org", send_hour=6, interests="language models")
+    day = MONDAY_NOON_UTC.date()
+    plan_edition(session, day, settings, only=[early.id])
+    session.commit()
+    edition = get_or_create_edition(session, day)
+    cancel_edition(session, edition)
+    session.commit()
+    late = add(session, "late@x.org", send_hour=11, interests="language models")
+
+    monkeypatch.setattr(tasks, "_settings", lambda: settings)  # what a worker reads from its environment
+    monkeypatch.setattr(tasks.plan_batch, "delay", lambda *args: tasks.plan_batch.apply(args))  # run it here
+    tick = tasks.send_tick.apply(kwargs={"now": MONDAY_NOON_UTC.isoformat()}).get()
+    assert tick["due"] == 1 and tick["send_batches"] == []  # the late reader is due; nothing to send
+    planned = tasks.plan_batch.apply((day.isoformat(), [late.id])).get()
+    assert planned["closed"] and planned["send_batches"] == []
+    session.expire_all()
+    rows = session.exec(select(Delivery).where(col(Delivery.edition_id) == edition.id)).all()
+    assert [(row.subscriber_id, row.status) for row in rows] == [(early.id, "skipped")]
