@@ -117,8 +117,9 @@ def build_history(session: Session) -> History:
     session.add(Event(subscriber_id=h.people["carol"].id, kind="unsubscribe", created_at=at(ago(290))))
     session.add(Event(subscriber_id=h.people["bob"].id, kind="bounce", detail={"reason": "550"},
                       created_at=at(ago(300))))
-    h.edition("e300", ago(300), EditionStatus.done, [("ada", "sent", ["p1", "p2", "hot"]), ("grace", "sent", ["p1", "p3"]),
-                                                     ("bob", "failed", ["p2"]), ("carol", "skipped", [])])
+    h.edition("e300", ago(300), EditionStatus.done, [("ada", "sent", ["p1", "p2", "hot"]),
+                                                     ("grace", "sent", ["p1", "p3"]), ("bob", "failed", ["p2"]),
+                                                     ("carol", "skipped", [])])
     h.edition("e250", ago(250), EditionStatus.cancelled, [("ada", "sent", ["p4"]), ("grace", "skipped", ["p4"])])
     h.edition("e240", ago(240), EditionStatus.sending, [("ada", "pending", ["p5"]), ("grace", "sent", ["p5"])])
     h.edition("e230", ago(230), EditionStatus.paused, [("grace", "pending", ["p5"])])
