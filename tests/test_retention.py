@@ -86,7 +86,8 @@ class History:
         self.session.add(edition)
         self.session.flush()
         for person, delivery_status, papers in rows:
-            delivery = Delivery(edition_id=edition.id, subscriber_id=self.people[person].id, status=delivery_status,
+            delivery = Delivery(edition_id=edition.id, subscriber_id=self.people[person].id,
+                                status=DeliveryStatus(delivery_status),
                                 message_id=f"<{name}.{person}@example.org>",
                                 error="550 5.1.1 no such user" if delivery_status == "failed" else None)
             self.session.add(delivery)
@@ -144,7 +145,7 @@ def figures(session: Session, web=None) -> dict:
     """Everything an operator reads: stats all time and per day, editions with their counts, the admin page."""
     session.expire_all()
     editions = session.exec(select(Edition).order_by(col(Edition.date))).all()
-    seen = {"stats": gather_stats(session),
+    seen: dict = {"stats": gather_stats(session),
             "per_day": {e.date.isoformat(): gather_stats(session, e.date) for e in editions},
             "counts": delivery_counts_of(session, [e.id for e in editions if e.id is not None])}
     if web is not None:
@@ -197,9 +198,9 @@ def test_prune_removes_old_details_and_keeps_figures_people_and_the_sent_rule(se
     assert rows(session, Pick) == picks_before - 8
     # Open editions and editions inside the window are untouched, to the row.
     assert {name: delivery_ids(session, h.editions[name]) for name in kept_editions} == kept_editions
-    assert session.get(Edition, h.editions["e240"].id).pruned_at is None  # type: ignore[union-attr]
-    assert session.get(Edition, h.editions["e240"].id).status == EditionStatus.sending  # type: ignore[union-attr]
-    assert session.get(Edition, h.editions["e300"].id).pruned_at is not None  # type: ignore[union-attr]
+    assert session.get(Edition, h.editions["e240"].id).pruned_at is None
+    assert session.get(Edition, h.editions["e240"].id).status == EditionStatus.sending
+    assert session.get(Edition, h.editions["e300"].id).pruned_at is not None
 
     # Every figure is the same: stats (all time, each day), edition counts, the admin page.
     assert figures(session, web) == before
@@ -367,7 +368,7 @@ def test_pruning_while_an_edition_is_being_sent(session, smtp_settings, sink):
 
     def send() -> None:
         with Session(db.get_engine(url), expire_on_commit=False) as own:
-            outcome["send"] = send_edition(own, h.editions["today"].id, smtp_settings)  # type: ignore[arg-type]
+            outcome["send"] = send_edition(own, h.editions["today"].id, smtp_settings)
 
     sender = threading.Thread(target=send)
     sender.start()
