@@ -138,17 +138,18 @@ def _prune_edition(url: str, edition_id: int, report: PruneReport, newest: int |
     after, removed_any = 0, False
     while True:
         with session_scope(url, write=not report.dry_run) as session:
-            rows = session.exec(select(Delivery.id, Delivery.status)
-                                .where(col(Delivery.edition_id) == edition_id, col(Delivery.status).in_(FINAL),
-                                       col(Delivery.id) > after)
-                                .order_by(col(Delivery.id)).limit(batch_size)).all()
+            connection = session.connection()  # Core rows: no ORM bookkeeping for thousands of tuples
+            rows = connection.execute(select(Delivery.id, Delivery.status)
+                                      .where(col(Delivery.edition_id) == edition_id, col(Delivery.status).in_(FINAL),
+                                             col(Delivery.id) > after)
+                                      .order_by(col(Delivery.id)).limit(batch_size)).all()
             if not rows:
                 return removed_any
             after = rows[-1][0]
-            status_of = dict(rows)
-            picks = session.exec(select(Pick.delivery_id, Pick.paper_id, recent)
-                                 .join(Paper, col(Paper.id) == Pick.paper_id)
-                                 .where(col(Pick.delivery_id).in_(list(status_of)))).all()
+            status_of = {delivery_id: DeliveryStatus(status) for delivery_id, status in rows}
+            picks = connection.execute(select(Pick.delivery_id, Pick.paper_id, recent)
+                                       .join(Paper, col(Paper.id) == Pick.paper_id)
+                                       .where(col(Pick.delivery_id).in_(list(status_of)))).all()
             held = {d for d, _, is_recent in picks if is_recent and status_of[d] == DeliveryStatus.sent}
             report.kept_deliveries += len(held)
             gone = [d for d in status_of if d not in held and d != newest]
@@ -164,8 +165,9 @@ def _prune_edition(url: str, edition_id: int, report: PruneReport, newest: int |
 
 def _remove(session: Session, edition_id: int, gone: list[int], statuses: Counter, papers_sent: Counter) -> None:
     """Delete these deliveries and their picks, and add them to the edition's tallies (one transaction)."""
-    session.exec(delete(Pick).where(col(Pick.delivery_id).in_(gone)))
-    result = session.exec(delete(Delivery).where(col(Delivery.id).in_(gone), col(Delivery.status).in_(FINAL)))
+    connection = session.connection()
+    connection.execute(delete(Pick).where(col(Pick.delivery_id).in_(gone)))
+    result = connection.execute(delete(Delivery).where(col(Delivery.id).in_(gone), col(Delivery.status).in_(FINAL)))
     if result.rowcount != len(gone):  # a row changed status meanwhile: undo this batch, the next run retries it
         raise RuntimeError(f"edition {edition_id}: {len(gone) - result.rowcount} deliveries changed while pruning")
     _add(session, EditionTally, ["edition_id", "status"], "deliveries",
@@ -175,11 +177,12 @@ def _remove(session: Session, edition_id: int, gone: list[int], statuses: Counte
 
 
 def _add(session: Session, table: type, key: list[str], counter: str, rows: list[dict]) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET counter = counter + excluded.counter (SQLite and PostgreSQL)."""
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET counter = counter + excluded.counter, for each row (SQLite and
+    PostgreSQL); one statement, compiled once, executed for many rows."""
     if not rows:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(rows)
-    column = getattr(table, counter)
-    session.exec(statement.on_conflict_do_update(
-        index_elements=key, set_={counter: column + getattr(statement.excluded, counter)}))
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=key, set_={counter: getattr(table, counter) + getattr(statement.excluded, counter)})
+    session.connection().execute(statement, rows)
