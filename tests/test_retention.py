@@ -381,3 +381,23 @@ def test_pruning_while_an_edition_is_being_sent(session, smtp_settings, sink):
     session.expire_all()
     assert {d.status for d in session.exec(select(Delivery).where(
         col(Delivery.edition_id) == h.editions["today"].id))} == {DeliveryStatus.sent}
+
+
+def test_a_view_link_to_a_pruned_edition_says_it_is_no_longer_kept(session, settings):
+    """A "view in browser" link works 90 days; under a shorter retention its edition can be gone first."""
+    from fastapi.testclient import TestClient
+
+    from newsletter.links import view_path
+    from newsletter.web.app import create_app
+
+    h = build_history(session)
+    short = settings.model_copy(update={"retention_days": 30})
+    retention.prune(short)
+    grace = h.people["grace"]
+    with TestClient(create_app(short)) as web:
+        gone = web.get(view_path(grace, ago(200), short))
+        kept = web.get(view_path(grace, ago(10), short))
+        never = web.get(view_path(h.people["bob"], ago(10), short))
+    assert gone.status_code == 404 and "older than this newsletter keeps editions" in gone.text
+    assert kept.status_code == 200
+    assert never.status_code == 404 and "no edition of" in never.text
