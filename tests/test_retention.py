@@ -209,9 +209,11 @@ def test_prune_removes_old_details_and_keeps_figures_people_and_the_sent_rule(se
     assert {p["external_id"]: p["sent"] for p in before["per_day"][ago(300).isoformat()]["most_sent_papers"]} == {
         "p1": 2, "p2": 1, "p3": 1, "hot": 1}
     for command in (("editions", "show", ago(300).isoformat(), "--json"), ("stats", "--json")):
-        shown = cli(*command)
-        assert shown.exit_code == 0, shown.output
-    assert json.loads(cli("editions", "show", ago(300).isoformat(), "--json").stdout)["deliveries"]["sent"] == 2
+        assert cli(*command).exit_code == 0
+    shown = json.loads(cli("editions", "show", ago(300).isoformat(), "--json").stdout)
+    assert shown["deliveries"]["sent"] == 2 and shown["pruned_at"] and shown["failures"] == []
+    text = cli("editions", "show", ago(300).isoformat()).stdout
+    assert "deliveries were pruned on" in text and re.search(r"sent\s*│\s*2", text)
 
     # People: suppressions, consent, feedback and events are all still there.
     session.expire_all()
