@@ -8,7 +8,8 @@ end) is filled directly with bulk inserts (no ranking, no SMTP): one edition a d
 today, each with one delivery per subscriber (98% sent, 1% failed, 1% skipped) carrying `--picks` picks with their
 reason sentence, chosen from the papers of that edition's candidate window (40 papers ingested a day, each with a
 384-dimension embedding as ingest stores it), plus subscribers, feedback and events. Then `newsletter.retention.
-prune` runs with NEWSLETTER_RETENTION_DAYS=`--retention` (timed), and the report shows rows and bytes per table
+prune` runs with NEWSLETTER_RETENTION_DAYS=`--retention` (timed), then once more as the next night would (one more
+edition leaves the window; timed), and the report shows rows and bytes per table
 before and after:
 - SQLite: bytes from the dbstat virtual table (the pages of each table and its indexes) before, and after the prune
   and VACUUM; the file size before, after the prune (freed pages stay in the file and are reused by the next
@@ -315,6 +316,9 @@ def main() -> None:
         started = time.perf_counter()
         report = retention.prune(settings, today=last)
         prune_seconds = time.perf_counter() - started
+        started = time.perf_counter()  # the next night: one more edition leaves the window
+        nightly = retention.prune(settings, today=last + timedelta(days=1))
+        nightly_seconds = time.perf_counter() - started
         after = measure(url)
         extra: dict = {}
         if kind == "sqlite":
@@ -346,6 +350,8 @@ def main() -> None:
           f"{len(report.editions)} editions in {prune_seconds:.1f} s "
           f"({report.removed['pick'] / max(prune_seconds, 1e-9):,.0f} picks/s); {report.kept_deliveries:,} sent "
           f"deliveries held (papers still candidates of a kept edition)")
+    print(f"the next night's prune: {nightly.removed['delivery']:,} deliveries and {nightly.removed['pick']:,} picks "
+          f"in {nightly_seconds:.1f} s")
     if kind == "sqlite":
         print(f"file: {extra['file_bytes_before'] / 1e6:,.1f} MB before, {extra['file_bytes_after_prune'] / 1e6:,.1f} "
               f"MB after the prune (free pages reused by later editions), {extra['file_bytes_after_vacuum'] / 1e6:,.1f}"
@@ -359,6 +365,7 @@ def main() -> None:
         "benchmark": "retention", "database": kind, "editions": args.editions, "subscribers": args.subscribers,
         "picks_per_email": args.picks, "retention_days": args.retention, "generate_seconds": round(generated, 1),
         "prune_seconds": round(prune_seconds, 2), "removed": report.removed, "kept_deliveries": report.kept_deliveries,
+        "nightly_prune_seconds": round(nightly_seconds, 2), "nightly_removed": nightly.removed,
         "before": before, "after": compact, "bytes_before": total_before, "bytes_after": total_after,
         "ratio": round(total_after / total_before, 4), **extra}))
 
