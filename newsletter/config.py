@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(900, gt=0)  # a `sending` row older than this was lost with its sender
     bounce_mailbox: str = ""  # a Maildir or mbox of returned mail that beat processes; empty: no scheduled job
     bounce_check_seconds: float = Field(900, gt=0)  # how often beat processes bounce_mailbox
+    # Retention (newsletter.retention): editions older than this many days lose their delivery rows and picks
+    # (their figures are kept as tallies); 0 keeps everything. Never shorter than candidate_days.
+    retention_days: int = Field(180, ge=0)
+    prune_schedule: str = "45 3 * * *"  # when beat prunes (cron, UTC)
 
     log_level: str = "INFO"
     log_format: str = "text"  # text (key=value) or json

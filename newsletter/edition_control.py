@@ -4,6 +4,9 @@ Pausing only changes the edition's status; senders read it before each claim (se
 stops after the message in flight and every unsent row stays `pending`. Resuming reopens the edition and the
 next send picks up exactly those rows: nobody is sent twice (the ledger) and nobody is skipped (rows stay pending).
 Cancelling is final: the rows still pending are marked `skipped` with the reason, the rows already sent stay sent.
+
+An edition's deliveries by status are its rows plus, once the retention prune (newsletter.retention) removed some,
+their tally (`EditionTally`): the figures stay whole however much detail was pruned.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, EditionTally
 
 OPEN = (EditionStatus.planned, EditionStatus.sending)
 
@@ -37,24 +40,30 @@ def find_edition(session: Session, key: str | int) -> Edition:
 
 
 def delivery_counts(session: Session, edition_id: int | None = None) -> dict[str, int]:
-    """Deliveries by status (every status present, zero when none), for one edition or all."""
+    """Deliveries by status (every status present, zero when none), for one edition or all; pruned ones included."""
     query = select(Delivery.status, func.count()).group_by(col(Delivery.status))
+    pruned = select(EditionTally.status, func.sum(EditionTally.deliveries)).group_by(col(EditionTally.status))
     if edition_id is not None:
         query = query.where(col(Delivery.edition_id) == edition_id)
+        pruned = pruned.where(col(EditionTally.edition_id) == edition_id)
     counts = _zero_counts()
-    counts.update({str(status): count for status, count in session.exec(query)})
+    for rows in (session.exec(query), session.exec(pruned)):
+        for status, count in rows:
+            counts[str(status)] += int(count)
     return counts
 
 
 def delivery_counts_of(session: Session, edition_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Deliveries by status for each of these editions, in one query."""
+    """Deliveries by status for each of these editions (pruned ones included), in two queries."""
     counts = {edition_id: _zero_counts() for edition_id in edition_ids}
     if counts:
         rows = session.exec(select(Delivery.edition_id, Delivery.status, func.count())
                             .where(col(Delivery.edition_id).in_(edition_ids))
                             .group_by(col(Delivery.edition_id), col(Delivery.status)))
-        for edition_id, status, count in rows:
-            counts[edition_id][str(status)] = count
+        pruned = session.exec(select(EditionTally.edition_id, EditionTally.status, EditionTally.deliveries)
+                              .where(col(EditionTally.edition_id).in_(edition_ids)))
+        for edition_id, status, count in [*rows, *pruned]:
+            counts[edition_id][str(status)] += count
     return counts
 
 

@@ -1,8 +1,9 @@
 """Planning an edition: rank every active subscriber once and record their picks as a pending delivery.
 
 An edition takes new deliveries only while it is open (planned or sending): once paused or cancelled by an
-operator, planning refuses it (EditionClosed), whoever plans (the CLI, a send tick, the demo), so no pending row
-ever lands in an edition that nothing will send.
+operator, or pruned by the retention policy (newsletter.retention), planning refuses it (EditionClosed), whoever
+plans (the CLI, a send tick, the demo), so no pending row ever lands in an edition that nothing will send, and an
+edition whose deliveries were pruned is never sent to everyone again.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def get_or_create_edition(session: Session, day: date) -> Edition:
 
 
 def require_open(edition: Edition) -> None:
-    """Raise EditionClosed when an operator paused or cancelled the edition."""
+    """Raise EditionClosed when an operator paused or cancelled the edition, or the retention prune took its
+    details (planning it again would send everyone that old edition a second time)."""
+    if edition.pruned_at is not None:
+        raise EditionClosed(edition.id, f"edition {edition.id} ({edition.date}) is older than the retention "
+                                        "(NEWSLETTER_RETENTION_DAYS) and was pruned; it takes no new deliveries")
     if edition.status == EditionStatus.paused:
         raise EditionClosed(edition.id, f"edition {edition.id} ({edition.date}) is paused; "
                                         f"`newsletter editions resume {edition.id}` continues it")

@@ -152,6 +152,9 @@ class Edition(SQLModel, table=True):
     status: EditionStatus = Field(default=EditionStatus.planned,
                                   sa_column=status_column(EditionStatus, EditionStatus.planned))
     created_at: datetime = Field(default_factory=utcnow)
+    # When the retention prune (newsletter.retention) began removing this edition's deliveries and picks: from then
+    # on the edition takes no new deliveries (editions.require_open), and its figures live on in the tallies below.
+    pruned_at: datetime | None = None
 
 
 def new_message_key() -> str:
@@ -226,3 +229,25 @@ class Pick(SQLModel, table=True):
     position: int
     score: float
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class EditionTally(SQLModel, table=True):
+    """Deliveries of an edition removed by the retention prune, by status: with the rows still present they make
+    the edition's figures (edition_control.delivery_counts), so `stats`, `editions` and the admin page keep them."""
+
+    __tablename__ = "edition_tally"
+
+    edition_id: int = Field(foreign_key="edition.id", primary_key=True)
+    status: DeliveryStatus = Field(sa_column=Column(StatusType(DeliveryStatus), primary_key=True))
+    deliveries: int = 0
+
+
+class EditionPaperTally(SQLModel, table=True):
+    """How many sent emails of an edition carried a paper, for the deliveries the retention prune removed (the
+    most-sent papers of `newsletter stats`)."""
+
+    __tablename__ = "edition_paper_tally"
+
+    edition_id: int = Field(foreign_key="edition.id", primary_key=True)
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True)
+    sent: int = 0

@@ -1,17 +1,29 @@
 """Figures for operators: subscribers, deliveries, bounces, complaints, unsubscribes, papers, most-sent papers.
 
 Everything is counted from the database, all time or for one day (that day's edition, events and ingests).
+Editions whose details the retention prune removed count through their tallies (newsletter.retention), so the
+figures are the same before and after a prune.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import Select, func, union_all
 from sqlmodel import Session, col, select
 
 from newsletter.edition_control import delivery_counts
-from newsletter.models import Delivery, DeliveryStatus, Edition, Event, Paper, Pick, Subscriber, SubscriberStatus
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionPaperTally,
+    Event,
+    Paper,
+    Pick,
+    Subscriber,
+    SubscriberStatus,
+)
 
 EVENT_KINDS = {"bounces": "bounce", "soft_bounces": "soft_bounce", "complaints": "complaint",
                "unsubscribes": "unsubscribe"}
@@ -63,14 +75,20 @@ def _papers_ingested(session: Session, span: tuple[datetime, datetime] | None) -
 
 
 def _most_sent(session: Session, edition_id: int | None) -> list[dict]:
-    """Papers by how many sent emails carried them (ties: lower paper id first)."""
-    sent_count = func.count(col(Pick.id)).label("sent")
+    """Papers by how many sent emails carried them, pruned editions' tallies included (ties: lower paper id first)."""
+    live: Select = (select(col(Pick.paper_id).label("paper_id"), func.count(col(Pick.id)).label("sent"))
+                    .join(Delivery, col(Delivery.id) == Pick.delivery_id)
+                    .where(col(Delivery.status) == DeliveryStatus.sent).group_by(col(Pick.paper_id)))
+    pruned: Select = select(col(EditionPaperTally.paper_id).label("paper_id"),
+                            col(EditionPaperTally.sent).label("sent"))
+    if edition_id is not None:
+        live = live.where(col(Delivery.edition_id) == edition_id)
+        pruned = pruned.where(col(EditionPaperTally.edition_id) == edition_id)
+    both = union_all(live, pruned).subquery()
+    sent_count = func.sum(both.c.sent).label("sent")
     query = (select(Paper.id, Paper.external_id, Paper.title, sent_count)
-             .join(Pick, col(Pick.paper_id) == Paper.id).join(Delivery, col(Delivery.id) == Pick.delivery_id)
-             .where(col(Delivery.status) == DeliveryStatus.sent)
+             .join(both, both.c.paper_id == Paper.id)
              .group_by(col(Paper.id), col(Paper.external_id), col(Paper.title))
              .order_by(sent_count.desc(), col(Paper.id)).limit(MOST_SENT_SHOWN))
-    if edition_id is not None:
-        query = query.where(col(Delivery.edition_id) == edition_id)
-    return [{"paper_id": pid, "external_id": ext, "title": title, "sent": sent}
+    return [{"paper_id": pid, "external_id": ext, "title": title, "sent": int(sent)}
             for pid, ext, title, sent in session.exec(query)]

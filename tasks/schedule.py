@@ -16,6 +16,9 @@ def beat_schedule(settings: Settings) -> dict:
                       # a tick that waited longer than its period is stale: the next one does the same work
                       "options": {"expires": settings.send_tick_seconds}},
     }
+    if settings.retention_days:  # 0 keeps everything: no prune
+        schedule["prune"] = {"task": "tasks.tasks.prune",
+                             "schedule": cron(settings.prune_schedule, "NEWSLETTER_PRUNE_SCHEDULE")}
     if settings.bounce_mailbox:
         schedule["process-bounces"] = {"task": "tasks.tasks.process_bounces",
                                        "schedule": settings.bounce_check_seconds,
@@ -23,14 +26,15 @@ def beat_schedule(settings: Settings) -> dict:
     return schedule
 
 
-def cron(expression: str) -> crontab:
-    """A crontab from "minute hour day-of-month month day-of-week" (UTC), e.g. "30 5 * * *"."""
+def cron(expression: str, name: str = "NEWSLETTER_INGEST_SCHEDULE") -> crontab:
+    """A crontab from "minute hour day-of-month month day-of-week" (UTC), e.g. "30 5 * * *"; `name` is the
+    setting it came from, for the error message."""
     fields = expression.split()
     if len(fields) != 5:
-        raise InvalidInput(f"NEWSLETTER_INGEST_SCHEDULE must have 5 cron fields, not {expression!r}")
+        raise InvalidInput(f"{name} must have 5 cron fields, not {expression!r}")
     minute, hour, day_of_month, month_of_year, day_of_week = fields
     try:
         return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
                        day_of_week=day_of_week)
     except ValueError as error:
-        raise InvalidInput(f"NEWSLETTER_INGEST_SCHEDULE {expression!r} is not valid cron: {error}") from None
+        raise InvalidInput(f"{name} {expression!r} is not valid cron: {error}") from None

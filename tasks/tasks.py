@@ -18,6 +18,10 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
   and reported (`ok: false`, `reason`) and the others are stored (beat: `NEWSLETTER_INGEST_SCHEDULE`).
 - `tasks.tasks.process_bounces()`: read `NEWSLETTER_BOUNCE_MAILBOX` (bounces, complaints, mailto: unsubscribes);
   beat runs it every `NEWSLETTER_BOUNCE_CHECK_SECONDS` when the mailbox is set. Safe to run again.
+- `tasks.tasks.prune(day=None)`: the retention prune (`newsletter.retention.prune`): the deliveries and picks of
+  editions older than `NEWSLETTER_RETENTION_DAYS` go, their figures stay as tallies (beat:
+  `NEWSLETTER_PRUNE_SCHEDULE`, when the retention is not 0). `day` (ISO date) stands for today. Safe to run
+  again, and while sending.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
 """
 
@@ -28,7 +32,7 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from newsletter import jobs
+from newsletter import jobs, retention
 from newsletter.batching import chunked
 from newsletter.clock import today, utc
 from newsletter.config import Settings, get_settings
@@ -113,6 +117,11 @@ def process_bounces() -> dict:
     settings = _settings()
     with session_scope(settings.sqlalchemy_url) as session:
         return asdict(process_mailbox(session, Path(settings.bounce_mailbox), settings))
+
+
+@app.task
+def prune(day: str | None = None) -> dict:
+    return retention.prune(_settings(), today=_day(day)).as_dict()
 
 
 @app.task

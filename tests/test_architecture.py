@@ -19,7 +19,8 @@ LAYERS = [
     ("subscribers", ["subscribers.profiles", "subscribers.consent", "subscribers.transfer"]),
     ("papers", ["newsletter.ingest", "newsletter.ranking"]),
     ("email", ["newsletter.render", "newsletter.compose", "newsletter.delivery", "newsletter.notices"]),
-    ("editions", ["newsletter.editions", "newsletter.edition_control", "newsletter.dispatch", "newsletter.stats"]),
+    ("editions", ["newsletter.editions", "newsletter.edition_control", "newsletter.dispatch", "newsletter.stats",
+                  "newsletter.retention"]),
     ("jobs", ["newsletter.jobs", "newsletter.demo", "newsletter.doctor"]),
     ("interfaces", ["tasks", "newsletter.cli", "newsletter.web", "newsletter.__main__"]),
 ]

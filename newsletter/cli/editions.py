@@ -20,6 +20,7 @@ EDITION_KEY_HELP = "Edition id, or its date (YYYY-MM-DD)."
 def _edition_rows(session: Session, editions: list[Edition]) -> list[dict]:
     counts = delivery_counts_of(session, [e.id for e in editions if e.id is not None])
     return [{"id": e.id, "date": e.date.isoformat(), "status": e.status, "created_at": e.created_at.isoformat(),
+             "pruned_at": e.pruned_at.isoformat() if e.pruned_at else None,  # details removed (`db prune`)
              "deliveries": counts[e.id]} for e in editions if e.id is not None]
 
 
@@ -59,6 +60,9 @@ def editions_show(edition_key: str = typer.Argument(..., metavar="ID", help=EDIT
         return
     console.print(f"edition {row['id']} of {row['date']}: {row['status']} (created {row['created_at']})",
                   highlight=False)
+    if row["pruned_at"]:
+        console.print(f"older than the retention: its deliveries were pruned on {row['pruned_at'][:10]} (the counts "
+                      "below are kept; failure reasons are not)", highlight=False)
     table = Table("delivery status", "count")
     for status, count in row["deliveries"].items():
         table.add_row(status, str(count))

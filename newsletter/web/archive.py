@@ -69,6 +69,9 @@ def view_in_browser(token: str, settings: AppSettings):
         delivery = session.exec(select(Delivery).join(Edition, col(Edition.id) == Delivery.edition_id)
                                 .where(col(Edition.date) == day, col(Delivery.subscriber_id) == subscriber.id)).first()
         if delivery is None:
+            pruned = session.exec(select(Edition.pruned_at).where(col(Edition.date) == day)).first()
+            if pruned is not None:  # NEWSLETTER_RETENTION_DAYS shorter than the link's life (newsletter.retention)
+                raise NotFound(f"the edition of {day.isoformat()} is older than this newsletter keeps editions")
             raise NotFound(f"there is no edition of {day.isoformat()} for this subscription")
         # Its links are signed as of this link's own time: they expire with it (subscribers.tokens).
         rendered, _ = preview_email(session, subscriber, day, settings, issued_at=payload[ISSUED_AT])
