@@ -79,7 +79,8 @@ SUBSCRIBER_COLUMNS = ("id, email, email_key, name, status, interests, keywords, 
                       "seed_paper_ids, timezone, send_hour, frequency, paused, consent, soft_bounces, profile_key, "
                       "profile_facets, created_at")
 EDITION_COLUMNS = "id, date, status, created_at"
-DELIVERY_COLUMNS = "id, edition_id, subscriber_id, status, message_id, attempts, error, claimed_at, sent_at"
+DELIVERY_COLUMNS = ("id, edition_id, subscriber_id, status, message_key, message_id, attempts, error, claimed_at, "
+                    "sent_at")
 PICK_COLUMNS = "id, delivery_id, paper_id, position, score, reasons"
 
 
@@ -110,8 +111,10 @@ def delivery_and_pick_rows(rng: random.Random, first: date, edition: int, subscr
         roll = rng.random()
         status = "sent" if roll < 0.98 else "failed" if roll < 0.99 else "skipped"
         delivery = next_delivery + subscriber - 1
-        deliveries.append((delivery, edition, subscriber, status, f"<e{edition}.d{delivery}@digest.example.org>",
-                           1, "550 5.1.1 no such user" if status == "failed" else None, sent_at,
+        key = f"{rng.getrandbits(96):024x}"
+        error = "550 5.1.1 no such user" if status == "failed" else None
+        deliveries.append((delivery, edition, subscriber, status, key,
+                           f"<edition-{edition}.delivery-{delivery}.{key}@digest.example.org>", 1, error, sent_at,
                            sent_at if status == "sent" else None))
         if status == "skipped":
             continue

@@ -1,7 +1,7 @@
 """retention: edition.pruned_at, and the tallies that keep a pruned edition's figures
 
 Revision ID: issue17_retention
-Revises: issue14_admin_sessions
+Revises: issue15_message_keys
 Create Date: 2026-12-08
 """
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = 'issue17_retention'
-down_revision = 'issue14_admin_sessions'
+down_revision = 'issue15_message_keys'
 branch_labels = None
 depends_on = None
 
