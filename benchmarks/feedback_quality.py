@@ -144,7 +144,7 @@ def judged_mode(args: argparse.Namespace) -> dict:
                         for kind, chosen in (("more", more), ("less", less)):
                             for i in chosen:
                                 token = feedback_url(subscriber, stored[i].id, kind, settings).rsplit("/", 1)[1]
-                                who, paper, clicked = feedback_target(session, token, settings)
+                                who, paper, clicked, _ = feedback_target(session, token, settings)
                                 record_feedback(session, who, paper.id, clicked)
                         session.commit()
                         judged_now = set(more) | set(less)
