@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
@@ -28,6 +29,7 @@ from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.rate import RateLimit, rate_limit_for
 from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
+from newsletter.errors import InvalidInput
 from newsletter.log import event
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber
 from newsletter.ranking import trending_papers
@@ -195,8 +197,29 @@ class _Run:
             self._settled("skipped")
             return None
         message_id = delivery_message_id(self.edition.id, delivery_id, recipient.message_key, self.settings)
-        data = self.compose(delivery_id, recipient.subscriber_id, message_id)
-        return _Outgoing(delivery_id, recipient, message_id, self.sign(data) if self.sign else data)
+        data = self._build(delivery_id, recipient, message_id)
+        return None if data is None else _Outgoing(delivery_id, recipient, message_id, data)
+
+    def _build(self, delivery_id: int, recipient: Row, message_id: str) -> bytes | None:
+        """The signed message; None when this reader's email cannot be built (data written around validation, or
+        a bug): that row alone fails, with the reason, and the run goes on. A database error is not the reader's:
+        it propagates (see send_edition)."""
+        try:
+            data = self.compose(delivery_id, recipient.subscriber_id, message_id)
+            return self.sign(data) if self.sign else data
+        except DBAPIError:
+            raise
+        except Exception as error:
+            reason = f"cannot build the email: {error if isinstance(error, InvalidInput) else repr(error)}"
+            self.session.rollback()
+            ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)
+            self._settled("failed")
+            self.report.errors.append(f"{recipient.email}: {reason}")
+            if isinstance(error, InvalidInput):
+                event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=reason)
+            else:  # a bug: its traceback, once, for this row
+                log.exception("delivery failed: delivery=%s to=%s error=%s", delivery_id, recipient.email, reason)
+            return None
 
     def _edition_closed(self) -> bool:
         """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
