@@ -1,7 +1,8 @@
 """Sending an edition: claim each pending row, re-check the subscriber, compose, sign, pace, send, record.
 
 Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
-`next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails; a permanent one (5xx)
+`next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails (a server that cannot be
+reached at all counts no attempt: an outage of any length fails no row); a permanent one (5xx)
 fails the row and suppresses the address (unless it only says the message is too large); a refused login or
 envelope sender stops the run and blames no one.
 """
@@ -27,7 +28,8 @@ from newsletter.delivery.dkim_sign import dkim_signer
 from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.rate import RateLimit, rate_limit_for
-from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
+from newsletter.delivery.smtp import (PermanentFailure, SenderRejected, ServerUnreachable, SmtpSender,
+                                      TemporaryFailure)
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.errors import InvalidInput
 from newsletter.log import event
@@ -295,15 +297,16 @@ class _Run:
 
     def _deferred(self, delivery_id: int, recipient, error: TemporaryFailure) -> None:
         self.report.retries += 1
-        if recipient.attempts >= self.settings.max_attempts:
+        counted = not isinstance(error, ServerUnreachable)  # nothing reached the server: not this row's attempt
+        if counted and recipient.attempts >= self.settings.max_attempts:
             reason = f"gave up after {recipient.attempts} attempts: {error}"
             ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)
             self._settled("failed")
             self.report.errors.append(f"{recipient.email}: {reason}")
             event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=reason)
             return
-        retry_at = utcnow() + timedelta(seconds=retry_delay(recipient.attempts, self.settings))
-        ledger.defer(self.session, delivery_id, str(error), retry_at)
+        retry_at = utcnow() + timedelta(seconds=retry_delay(recipient.attempts - (not counted), self.settings))
+        ledger.defer(self.session, delivery_id, str(error), retry_at, count_attempt=counted)
         self.waiting.add(delivery_id)
         self._settled("deferred")
         self.report.errors.append(f"{recipient.email}: {error}")

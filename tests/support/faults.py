@@ -369,6 +369,15 @@ def _started_edition(stack: Stack, count: int, workers: int = 2) -> set[str]:
 
 # ---- the scenarios ---------------------------------------------------------------------------------------------
 
+def no_fault(settings: Settings, folder: Path, *, count: int = 400, budget: float = 90.0) -> FaultResult:
+    """The baseline: the same edition as the fault cases, nothing failing."""
+    with ExitStack() as exits:
+        stack = Stack(settings, folder, exits)
+        expected = _started_edition(stack, count)
+        stack.wait_all(expected, budget)
+        return stack.result("no fault (baseline)", expected, 0)
+
+
 def smtp_outage(settings: Settings, folder: Path, *, count: int = 400, outage: float = 60.0,
                 budget: float = 90.0) -> FaultResult:
     """The SMTP server is killed a quarter into the edition and comes back `outage` seconds later."""
@@ -471,9 +480,10 @@ BEFORE_HOURS, MISSED_HOURS, NOW_HOUR, LATER_HOURS = (7, 8), (9, 10, 11), 12, (14
 
 
 def beat_outage(settings: Settings, folder: Path, *, per_hour: int = 10, budget: float = 60.0) -> FaultResult:
-    """Beat ran until three hours ago, then was down; it starts now. Readers' local send hours (a zone where it
-    is now 12:xx): 7 and 8 got the edition before beat stopped, 9, 10 and 11 were missed, 12 is due now, 14 and
-    23 are still to come. The ticks before the outage run at their own (past) times through the same worker."""
+    """Beat ran until local 08:59 and was down for three hours (and the minutes of this one); it starts now, at
+    local 12:xx (a zone where it is midday). Readers' local send hours: 7 and 8 got the edition before beat
+    stopped, 9, 10 and 11 were missed, 12 is due now, 14 and 23 are still to come. The two ticks before the
+    outage run at their own (past) times through the same worker; then a real beat starts."""
     from tasks.celery_app import create_celery
 
     with ExitStack() as exits:
@@ -484,9 +494,9 @@ def beat_outage(settings: Settings, folder: Path, *, per_hour: int = 10, budget:
                    for hour in (*BEFORE_HOURS, *MISSED_HOURS, NOW_HOUR, *LATER_HOURS)}
         stack.start_workers(1)
         client = exits.enter_context(create_celery(stack.settings))
-        for hours_ago in (4, 3.1):  # beat's last two ticks before it went down
-            tick = client.send_task("tasks.tasks.send_tick", kwargs={"now": (now - timedelta(hours=hours_ago))
-                                                                     .isoformat()})
+        down_since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3, seconds=30)  # local 08:59
+        for moment in (down_since - timedelta(hours=1), down_since):  # beat's last two ticks before it went down
+            tick = client.send_task("tasks.tasks.send_tick", kwargs={"now": moment.isoformat()})
             stack.wait(tick.ready, budget)
         before = set().union(*(by_hour[h] for h in BEFORE_HOURS))
         stack.wait_all(before, budget)
