@@ -54,6 +54,8 @@ def test_postgres_restarted_mid_edition(fault_settings, tmp_path):
         service_unavailable(reason)
     result = report(faults.postgres_restart(fault_settings, tmp_path))
     assert_sound(result)
+    assert result.notes["tracebacks"] == 0 and result.notes["stop_reasons"], result.notes
+    assert all(reason.startswith('"database unreachable: ') for reason in result.notes["stop_reasons"])
 
 
 def test_an_unrenderable_subscriber_fails_alone(fault_settings, tmp_path):

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Row, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
+from newsletter import db
 from newsletter.clock import utcnow
 from newsletter.compose import picks_of_deliveries, render_for
 from newsletter.config import Settings
@@ -28,8 +29,7 @@ from newsletter.delivery.dkim_sign import dkim_signer
 from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.rate import RateLimit, rate_limit_for
-from newsletter.delivery.smtp import (PermanentFailure, SenderRejected, ServerUnreachable, SmtpSender,
-                                      TemporaryFailure)
+from newsletter.delivery.smtp import PermanentFailure, SenderRejected, ServerUnreachable, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.errors import InvalidInput
 from newsletter.log import event
@@ -100,17 +100,22 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     deadline = time.monotonic() + wait_for_retries
     try:
         with SmtpSender(settings) as sender, _ledger_connection(session) as ledger_db:
-            run = _Run(session, edition, settings, report, compose, sign, rate_limit, sender, ledger_db,
-                       on_progress, should_stop)
-            ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
-            while run.send_all(ids) and run.waiting:
-                retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
-                pause = (retry_at - utcnow()).total_seconds() if retry_at else None
-                if pause is None or time.monotonic() + pause > deadline:
-                    break
-                time.sleep(max(0.0, pause))
-                ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
-            report.deferred = len(run.waiting)
+            try:
+                run = _Run(session, edition, settings, report, compose, sign, rate_limit, sender, ledger_db,
+                           on_progress, should_stop)
+                ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
+                while run.send_all(ids) and run.waiting:
+                    retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
+                    pause = (retry_at - utcnow()).total_seconds() if retry_at else None
+                    if pause is None or time.monotonic() + pause > deadline:
+                        break
+                    time.sleep(max(0.0, pause))
+                    ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
+                report.deferred = len(run.waiting)
+            except Exception as error:
+                if not _stopped_by_lost_database(error, report, session, ledger_db):
+                    raise
+                return report
     finally:
         rate_limit.close()
     _update_edition_status(session, edition)
@@ -142,6 +147,21 @@ class _Renderer:
         subscriber = self.subscribers.get(subscriber_id) or self.session.get_one(Subscriber, subscriber_id)
         rendered = render_for(subscriber, self.edition.date, picks, self.trending_pool, self.settings)
         return message_bytes(rendered, subscriber, message_id, self.settings)
+
+
+def _stopped_by_lost_database(error: Exception, report: SendReport, session: Session, ledger_db: Connection) -> bool:
+    """The database went away mid-run (restarted, unreachable): end the run with the reason in one line, no
+    traceback. Nothing is lost: unsent rows stay pending, and the one claimed row whose outcome could not be
+    recorded stays `sending` until the lease puts it back (the next run or tick sends it; if the server had
+    accepted it, that one message arrives twice, with the same Message-ID)."""
+    reason = db.unreachable(error)
+    if reason is None:
+        return False
+    report.stopped = reason
+    ledger_db.invalidate()  # dead connections are dropped, not rolled back (that would fail again, loudly)
+    session.invalidate()
+    event(log, "sending stopped", logging.ERROR, edition=report.edition_id, error=reason)
+    return True
 
 
 def _ledger_connection(session: Session) -> Connection:
@@ -209,9 +229,9 @@ class _Run:
         try:
             data = self.compose(delivery_id, recipient.subscriber_id, message_id)
             return self.sign(data) if self.sign else data
-        except DBAPIError:
-            raise
         except Exception as error:
+            if isinstance(error, DBAPIError) or db.unreachable(error):
+                raise
             reason = f"cannot build the email: {error if isinstance(error, InvalidInput) else repr(error)}"
             self.session.rollback()
             ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)

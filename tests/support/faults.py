@@ -301,7 +301,8 @@ class Stack:
         return beat
 
     def check_alive(self) -> None:
-        for process in [*self.workers, *self.beats]:
+        processes: list[WorkerProcess | BeatProcess] = [*self.workers, *self.beats]
+        for process in processes:
             process.check_alive()
 
     def wait(self, condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
@@ -446,8 +447,9 @@ def postgres_restart(settings: Settings, folder: Path, *, count: int = 400, down
         logs = [worker.log_path.read_text(errors="replace") for worker in stack.workers]
         return stack.result("postgres restarted", expected, in_flight, received_before_fault=at_fault,
                             tracebacks=sum(log.count("Traceback") for log in logs),
-                            stop_reasons=sorted({line.split("error=", 1)[-1][:120] for log in logs
-                                                 for line in log.splitlines() if "sending stopped" in line}))
+                            stop_reasons=sorted({line.split("error=", 1)[-1][:100] for log in logs
+                                                 for line in log.splitlines()
+                                                 if " sending stopped " in line or " task stopped " in line}))
 
 
 BROKEN = "broken@-bad.ex\u00e4mple"  # an IDNA domain no encoder takes: the To header cannot be written
@@ -506,7 +508,7 @@ def beat_outage(settings: Settings, folder: Path, *, per_hour: int = 10, budget:
         stack.wait_all(expected, budget)
         stack.wait(lambda: False, 3)  # more ticks: nothing more may arrive
         with db.session_scope(stack.settings.sqlalchemy_url) as session:
-            dates = sorted(str(d) for d in session.exec(select(Edition.date).distinct()))
+            dates = sorted(str(d) for d in session.exec(select(col(Edition.date)).distinct()))
         return stack.result("beat down 3 hours", expected, 0, zone=zone, sent_before_outage=sent_before,
                             edition_dates=dates, ticks=stack.beats[0].ticks())
 
@@ -525,5 +527,6 @@ def two_beats(settings: Settings, folder: Path, *, count: int = 300, seconds: fl
         return stack.result("two beats", expected, 0, ticks=[beat.ticks() for beat in stack.beats])
 
 
-SCENARIOS = {"smtp_outage": smtp_outage, "redis_restart": redis_restart, "postgres_restart": postgres_restart,
-             "unrenderable_subscriber": unrenderable_subscriber, "beat_outage": beat_outage, "two_beats": two_beats}
+SCENARIOS: dict[str, Callable[..., FaultResult]] = {
+    "smtp_outage": smtp_outage, "redis_restart": redis_restart, "postgres_restart": postgres_restart,
+    "unrenderable_subscriber": unrenderable_subscriber, "beat_outage": beat_outage, "two_beats": two_beats}

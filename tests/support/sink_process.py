@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from newsletter.sink import SmtpSink  # noqa: E402  (after the path above, when run as a script)
+from newsletter.sink import SmtpSink
 
 
 def main() -> None:
