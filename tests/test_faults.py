@@ -45,6 +45,7 @@ def test_redis_restarted_mid_edition(fault_settings, tmp_path):
     result = report(faults.redis_restart(fault_settings, tmp_path))
     assert_sound(result)
     assert result.notes["ticks_after_restart"] > 0 and result.notes["workers_alive"] == 2
+    assert result.notes["received_when_back"] < result.expected  # the rest went through the restarted Redis
 
 
 @pytest.mark.slow

@@ -370,7 +370,7 @@ def _started_edition(stack: Stack, count: int, workers: int = 2) -> set[str]:
 
 # ---- the scenarios ---------------------------------------------------------------------------------------------
 
-def no_fault(settings: Settings, folder: Path, *, count: int = 400, budget: float = 90.0) -> FaultResult:
+def no_fault(settings: Settings, folder: Path, *, count: int = 300, budget: float = 90.0) -> FaultResult:
     """The baseline: the same edition as the fault cases, nothing failing."""
     with ExitStack() as exits:
         stack = Stack(settings, folder, exits)
@@ -379,7 +379,7 @@ def no_fault(settings: Settings, folder: Path, *, count: int = 400, budget: floa
         return stack.result("no fault (baseline)", expected, 0)
 
 
-def smtp_outage(settings: Settings, folder: Path, *, count: int = 400, outage: float = 60.0,
+def smtp_outage(settings: Settings, folder: Path, *, count: int = 300, outage: float = 60.0,
                 budget: float = 90.0) -> FaultResult:
     """The SMTP server is killed a quarter into the edition and comes back `outage` seconds later."""
     with ExitStack() as exits:
@@ -393,10 +393,12 @@ def smtp_outage(settings: Settings, folder: Path, *, count: int = 400, outage: f
         stack.wait(lambda: False, outage)
         deferred = _deferred_rows(stack.settings)
         stack.sink.start()
+        back = time.monotonic()
         stack.wait_all(expected, budget)
+        recovery = round(time.monotonic() - back, 1)
         stack.wait(lambda: False, 2)  # more ticks: nothing more may arrive
         return stack.result("smtp server down", expected, in_flight, received_before_fault=at_fault,
-                            outage_seconds=outage, deferred_while_down=deferred)
+                            outage_seconds=outage, deferred_while_down=deferred, recovery_seconds=recovery)
 
 
 def _deferred_rows(settings: Settings) -> int:
@@ -405,7 +407,7 @@ def _deferred_rows(settings: Settings) -> int:
             col(Delivery.status) == DeliveryStatus.pending, col(Delivery.error).is_not(None))).one()
 
 
-def redis_restart(settings: Settings, folder: Path, *, count: int = 400, down: float = 3.0,
+def redis_restart(settings: Settings, folder: Path, *, count: int = 300, down: float = 3.0,
                   budget: float = 60.0) -> FaultResult:
     """Redis is stopped a quarter into the edition (every queued task lost with it) and started `down` s later."""
     with ExitStack() as exits:
@@ -418,15 +420,17 @@ def redis_restart(settings: Settings, folder: Path, *, count: int = 400, down: f
         at_fault = stack.sink.count()
         stack.wait(lambda: False, down)
         stack.redis.start()
-        ticks = stack.beats[0].ticks()
+        ticks, back, when_back = stack.beats[0].ticks(), time.monotonic(), stack.sink.count()
         stack.wait_all(expected, budget)
+        recovery = round(time.monotonic() - back, 1)
         stack.wait(lambda: False, 2)
         return stack.result("redis restarted", expected, in_flight, received_before_fault=at_fault,
+                            received_when_back=when_back, recovery_seconds=recovery,
                             ticks_after_restart=stack.beats[0].ticks() - ticks,
                             workers_alive=sum(w.process.poll() is None for w in stack.workers))
 
 
-def postgres_restart(settings: Settings, folder: Path, *, count: int = 400, down: float = 3.0,
+def postgres_restart(settings: Settings, folder: Path, *, count: int = 300, down: float = 3.0,
                      budget: float = 60.0) -> FaultResult:
     """The database (a cluster of the scenario's own) is shut down fast a quarter into the edition, every
     session terminated, and started again `down` seconds later."""
@@ -441,11 +445,14 @@ def postgres_restart(settings: Settings, folder: Path, *, count: int = 400, down
         at_fault = stack.sink.count()
         stack.wait(lambda: False, down)
         cluster.start()
+        back = time.monotonic()
         in_flight = max(before, sending_rows(stack.settings))
         stack.wait_all(expected, budget)
+        recovery = round(time.monotonic() - back, 1)
         stack.wait(lambda: False, 2)
         logs = [worker.log_path.read_text(errors="replace") for worker in stack.workers]
         return stack.result("postgres restarted", expected, in_flight, received_before_fault=at_fault,
+                            recovery_seconds=recovery,
                             tracebacks=sum(log.count("Traceback") for log in logs),
                             stop_reasons=sorted({line.split("error=", 1)[-1][:100] for log in logs
                                                  for line in log.splitlines()
@@ -513,7 +520,7 @@ def beat_outage(settings: Settings, folder: Path, *, per_hour: int = 10, budget:
                             edition_dates=dates, ticks=stack.beats[0].ticks())
 
 
-def two_beats(settings: Settings, folder: Path, *, count: int = 300, seconds: float = 4.0,
+def two_beats(settings: Settings, folder: Path, *, count: int = 200, seconds: float = 4.0,
               budget: float = 60.0) -> FaultResult:
     """Two beats run side by side (every tick enqueued twice) with two workers, small batches."""
     with ExitStack() as exits:
