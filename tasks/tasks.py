@@ -23,6 +23,9 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
   `NEWSLETTER_PRUNE_SCHEDULE`, when the retention is not 0). `day` (ISO date) stands for today. Safe to run
   again, and while sending.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
+
+`send_tick`, `plan_batch` and `send_batch` return `{"stopped": "database unreachable: ..."}` (one log line, no
+traceback) when the database goes away under them; their work stays due in the database for the next tick.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Failures: a temporary one (4xx, timeout, dropped connection) puts the row back t
 `next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails (a server that cannot be
 reached at all counts no attempt: an outage of any length fails no row); a permanent one (5xx)
 fails the row and suppresses the address (unless it only says the message is too large); a refused login or
-envelope sender stops the run and blames no one.
+envelope sender stops the run and blames no one. An email that cannot be built for one reader fails that row
+alone, with the reason; a database that goes away ends the run with `stopped` set (see _stopped_by_lost_database).
 """
 
 from __future__ import annotations
