@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -101,22 +102,21 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     deadline = time.monotonic() + wait_for_retries
     try:
         with SmtpSender(settings) as sender, _ledger_connection(session) as ledger_db:
-            try:
-                run = _Run(session, edition, settings, report, compose, sign, rate_limit, sender, ledger_db,
-                           on_progress, should_stop)
-                ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
-                while run.send_all(ids) and run.waiting:
-                    retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
-                    pause = (retry_at - utcnow()).total_seconds() if retry_at else None
-                    if pause is None or time.monotonic() + pause > deadline:
-                        break
-                    time.sleep(max(0.0, pause))
-                    ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
-                report.deferred = len(run.waiting)
-            except Exception as error:
-                if not _stopped_by_lost_database(error, report, session, ledger_db):
-                    raise
-                return report
+            run = _Run(session, edition, settings, report, compose, sign, rate_limit, sender, ledger_db,
+                       on_progress, should_stop)
+            ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
+            while run.send_all(ids) and run.waiting:
+                retry_at = ledger.next_retry_at(session, edition_id, sorted(run.waiting))
+                pause = (retry_at - utcnow()).total_seconds() if retry_at else None
+                if pause is None or time.monotonic() + pause > deadline:
+                    break
+                time.sleep(max(0.0, pause))
+                ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
+            report.deferred = len(run.waiting)
+    except Exception as error:
+        if not _stopped_by_lost_database(error, report, session):
+            raise
+        return report
     finally:
         rate_limit.close()
     _update_edition_status(session, edition)
@@ -150,7 +150,7 @@ class _Renderer:
         return message_bytes(rendered, subscriber, message_id, self.settings)
 
 
-def _stopped_by_lost_database(error: Exception, report: SendReport, session: Session, ledger_db: Connection) -> bool:
+def _stopped_by_lost_database(error: Exception, report: SendReport, session: Session) -> bool:
     """The database went away mid-run (restarted, unreachable): end the run with the reason in one line, no
     traceback. Nothing is lost: unsent rows stay pending, and the one claimed row whose outcome could not be
     recorded stays `sending` until the lease puts it back (the next run or tick sends it; if the server had
@@ -159,17 +159,24 @@ def _stopped_by_lost_database(error: Exception, report: SendReport, session: Ses
     if reason is None:
         return False
     report.stopped = reason
-    ledger_db.invalidate()  # dead connections are dropped, not rolled back (that would fail again, loudly)
-    session.invalidate()
+    session.invalidate()  # its dead connection is dropped, not rolled back (that would fail again, loudly)
     event(log, "sending stopped", logging.ERROR, edition=report.edition_id, error=reason)
     return True
 
 
-def _ledger_connection(session: Session) -> Connection:
+@contextmanager
+def _ledger_connection(session: Session) -> Iterator[Connection]:
     """A connection of its own for the per-message ledger statements (no ORM overhead). The session commits its
-    own writes before any ledger write, so the two never wait on each other."""
+    own writes before any ledger write, so the two never wait on each other. Lost with the database, it is
+    dropped rather than rolled back (which would fail again, loudly)."""
     bind = session.get_bind()
-    return (bind if isinstance(bind, Engine) else bind.engine).connect()
+    with (bind if isinstance(bind, Engine) else bind.engine).connect() as connection:
+        try:
+            yield connection
+        except Exception as error:
+            if db.unreachable(error):
+                connection.invalidate()
+            raise
 
 
 class _Run:

@@ -10,7 +10,8 @@ by itself and returns a FaultResult:
 - delivered: expected recipients who received the edition;
 - duplicated: copies beyond the first (the same recipient twice); must be at most `in_flight`;
 - lost: expected recipients who never received it; must be 0;
-- in_flight: messages claimed but not yet recorded when the fault hit (rows `sending`, sampled around it).
+- in_flight: messages claimed but not yet recorded when the fault hit (rows `sending`, counted around it: while
+  the frozen SMTP server holds them; before and after the database restart, within the lease).
 
 Retry delays, the lease and the tick period are shortened (FAULT_TIMINGS) so a scenario takes seconds.
 """
@@ -117,6 +118,11 @@ class SinkProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server stops answering; senders wait on it with their message in flight."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
 
     def received(self) -> list[tuple[str, str]]:
         """(recipient, Message-ID) of every message the server accepted."""
@@ -386,9 +392,10 @@ def smtp_outage(settings: Settings, folder: Path, *, count: int = 300, outage: f
         stack = Stack(settings, folder, exits)
         expected = _started_edition(stack, count)
         stack.wait(lambda: stack.sink.count() >= count // 4, budget)
-        before = sending_rows(stack.settings)
+        stack.sink.freeze()  # first frozen, so the messages in flight can be counted: each sender holds one
+        time.sleep(0.5)
+        in_flight = sending_rows(stack.settings)
         stack.sink.stop()
-        in_flight = max(before, sending_rows(stack.settings))
         at_fault = stack.sink.count()
         stack.wait(lambda: False, outage)
         deferred = _deferred_rows(stack.settings)
@@ -437,7 +444,8 @@ def postgres_restart(settings: Settings, folder: Path, *, count: int = 300, down
     with ExitStack() as exits:
         cluster = exits.enter_context(PostgresCluster())
         settings = settings.model_copy(update={"database_url": cluster.database("faults")})
-        stack = Stack(settings, folder, exits)
+        # a lease well past the downtime: rows in flight at the fault are still `sending` when counted after it
+        stack = Stack(settings, folder, exits, delivery_lease_seconds=down + 8)
         expected = _started_edition(stack, count)
         stack.wait(lambda: stack.sink.count() >= count // 4, budget)
         before = sending_rows(stack.settings)
