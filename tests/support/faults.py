@@ -211,10 +211,14 @@ class PostgresCluster:
                        cwd=self.folder)
 
     def __enter__(self) -> PostgresCluster:
-        shutil.chown(self.folder, "postgres", "postgres")
-        self._pg(f"{PG_BINS[-1]}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
-                 "-E", "UTF8")
-        self.start()
+        try:
+            shutil.chown(self.folder, "postgres", "postgres")
+            self._pg(f"{PG_BINS[-1]}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
+                     "-E", "UTF8")
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
