@@ -11,9 +11,23 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def unreachable(error: BaseException) -> str | None:
+    """One line when `error` says the database connection was refused, lost or shut down (PostgreSQL restarted,
+    the network gone), whether SQLAlchemy wrapped it or the driver raised it itself; None for any other error.
+    Callers stop cleanly on it: the work is still in the database and the next run (or tick) takes it up."""
+    import psycopg
+
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    lost = isinstance(error, DBAPIError) and error.connection_invalidated
+    if not lost and not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
+        return None
+    return "database unreachable: " + (str(cause).strip().splitlines() or [cause.__class__.__name__])[0]
 
 
 def get_engine(url: str) -> Engine:

@@ -13,16 +13,32 @@ def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields
     logger.log(level, name, extra={"fields": fields})
 
 
+def _pairs(fields: dict) -> str:
+    return " ".join(f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, str) and (' ' in v or not v) else v}"
+                    for k, v in fields.items())
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = getattr(record, "fields", {})
-        pairs = " ".join(f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, str) and (' ' in v or not v) else v}"
-                         for k, v in fields.items())
+        pairs = _pairs(getattr(record, "fields", {}))
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{stamp} {record.levelname} {record.name} {record.getMessage()}" + (f" {pairs}" if pairs else "")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+class FieldsAppended(logging.Formatter):
+    """Another formatter's lines (Celery's, in workers and beat) with each event's fields appended as key=value."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        first, newline, rest = self.inner.format(record).partition("\n")
+        pairs = _pairs(getattr(record, "fields", {}))
+        return f"{first} {pairs}{newline}{rest}" if pairs else f"{first}{newline}{rest}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ from celery import Celery, signals
 
 from newsletter.config import Settings, get_settings
 from newsletter.doctor import NotReady, require_ready
+from newsletter.log import FieldsAppended
 from tasks.schedule import beat_schedule
 
 VISIBILITY_TIMEOUT = 6 * 3600  # longer than any task, so Redis never re-delivers a task that is still running
@@ -58,6 +59,15 @@ def _worker_init(**_kwargs) -> None:
 @signals.beat_init.connect
 def _beat_init(**_kwargs) -> None:
     refuse_unless_ready("Celery beat")
+
+
+@signals.after_setup_logger.connect
+def _show_event_fields(logger, **_kwargs) -> None:
+    """Celery formats the workers' log itself: keep its lines, and add what each event says (the delivery, the
+    address, the error, why sending stopped)."""
+    for handler in logger.handlers:
+        if not isinstance(handler.formatter, FieldsAppended):
+            handler.setFormatter(FieldsAppended(handler.formatter))
 
 
 app = create_celery(get_settings())  # the workers' edge: settings from the environment

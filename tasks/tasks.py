@@ -23,16 +23,20 @@ what is sent, so a second run sends nothing already sent. Names and signatures (
   `NEWSLETTER_PRUNE_SCHEDULE`, when the retention is not 0). `day` (ISO date) stands for today. Safe to run
   again, and while sending.
 - `tasks.tasks.plan(day=None)`, `tasks.tasks.daily(day=None)`: plan everyone / ingest + plan + send in one task.
+
+`send_tick`, `plan_batch` and `send_batch` return `{"stopped": "database unreachable: ..."}` (one log line, no
+traceback) when the database goes away under them; their work stays due in the database for the next tick.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from newsletter import jobs, retention
+from newsletter import db, jobs, retention
 from newsletter.batching import chunked
 from newsletter.clock import today, utc
 from newsletter.config import Settings, get_settings
@@ -56,6 +60,25 @@ def _day(value: str | None) -> date:
     return date.fromisoformat(value) if value else today()
 
 
+def _one_line_when_the_database_is_down(task):
+    """The database unreachable (restarting, network gone): the task logs one line and returns `{"stopped":
+    reason}` instead of a traceback per task. Nothing is lost: its work is still due in the database and the next
+    tick hands it out again (unplanned subscribers are still due; pending rows come back after the lease)."""
+
+    @functools.wraps(task)
+    def run(*args, **kwargs):
+        try:
+            return task(*args, **kwargs)
+        except Exception as error:
+            reason = db.unreachable(error)
+            if reason is None:
+                raise
+            event(log, "task stopped", logging.ERROR, task=task.__name__, error=reason)
+            return {"stopped": reason}
+
+    return run
+
+
 @app.task
 def ingest_sources(day: str | None = None) -> list[dict]:
     """Each source in its own transaction; a failed one is logged and reported, and the next one goes on."""
@@ -65,6 +88,7 @@ def ingest_sources(day: str | None = None) -> list[dict]:
 
 
 @app.task
+@_one_line_when_the_database_is_down
 def send_tick(now: str | None = None) -> dict:
     settings = _settings()
     moment = utc(now)
@@ -80,6 +104,7 @@ def send_tick(now: str | None = None) -> dict:
 
 
 @app.task
+@_one_line_when_the_database_is_down
 def plan_batch(day: str, subscriber_ids: list[int]) -> dict:
     settings = _settings()
     try:
@@ -91,6 +116,7 @@ def plan_batch(day: str, subscriber_ids: list[int]) -> dict:
 
 
 @app.task
+@_one_line_when_the_database_is_down
 def send_batch(edition_id: int, delivery_ids: list[int] | None = None) -> dict:
     settings = _settings()
     with session_scope(settings.sqlalchemy_url) as session:

@@ -171,6 +171,7 @@ def test_unreachable_server_stops_the_run_and_leaves_rows_pending(session, setti
     assert (report.sent, report.retries, report.deferred) == (0, 5, 5)
     assert report.stopped == "5 temporary failures in a row"
     assert Counter(d.status for d in deliveries(session).values()) == {"pending": 7}
+    assert {d.attempts for d in deliveries(session).values()} == {0}  # no server, no attempt: an outage fails nobody
 
 
 def test_refused_envelope_sender_stops_and_blames_no_recipient(session, settings, scripted_smtp):

@@ -1,9 +1,11 @@
 """Sending an edition: claim each pending row, re-check the subscriber, compose, sign, pace, send, record.
 
 Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
-`next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails; a permanent one (5xx)
+`next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails (a server that cannot be
+reached at all counts no attempt: an outage of any length fails no row); a permanent one (5xx)
 fails the row and suppresses the address (unless it only says the message is too large); a refused login or
-envelope sender stops the run and blames no one.
+envelope sender stops the run and blames no one. An email that cannot be built for one reader fails that row
+alone, with the reason; a database that goes away ends the run with `stopped` set (see _stopped_by_lost_database).
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
+from newsletter import db
 from newsletter.clock import utcnow
 from newsletter.compose import picks_of_deliveries, render_for
 from newsletter.config import Settings
@@ -26,8 +31,9 @@ from newsletter.delivery.dkim_sign import dkim_signer
 from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.rate import RateLimit, rate_limit_for
-from newsletter.delivery.smtp import PermanentFailure, SenderRejected, SmtpSender, TemporaryFailure
+from newsletter.delivery.smtp import PermanentFailure, SenderRejected, ServerUnreachable, SmtpSender, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
+from newsletter.errors import InvalidInput
 from newsletter.log import event
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Subscriber
 from newsletter.ranking import trending_papers
@@ -107,6 +113,10 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
                 time.sleep(max(0.0, pause))
                 ids = ledger.pending_ids(session, edition_id, among=sorted(run.waiting))
             report.deferred = len(run.waiting)
+    except Exception as error:
+        if not _stopped_by_lost_database(error, report, session):
+            raise
+        return report
     finally:
         rate_limit.close()
     _update_edition_status(session, edition)
@@ -140,11 +150,33 @@ class _Renderer:
         return message_bytes(rendered, subscriber, message_id, self.settings)
 
 
-def _ledger_connection(session: Session) -> Connection:
+def _stopped_by_lost_database(error: Exception, report: SendReport, session: Session) -> bool:
+    """The database went away mid-run (restarted, unreachable): end the run with the reason in one line, no
+    traceback. Nothing is lost: unsent rows stay pending, and the one claimed row whose outcome could not be
+    recorded stays `sending` until the lease puts it back (the next run or tick sends it; if the server had
+    accepted it, that one message arrives twice, with the same Message-ID)."""
+    reason = db.unreachable(error)
+    if reason is None:
+        return False
+    report.stopped = reason
+    session.invalidate()  # its dead connection is dropped, not rolled back (that would fail again, loudly)
+    event(log, "sending stopped", logging.ERROR, edition=report.edition_id, error=reason)
+    return True
+
+
+@contextmanager
+def _ledger_connection(session: Session) -> Iterator[Connection]:
     """A connection of its own for the per-message ledger statements (no ORM overhead). The session commits its
-    own writes before any ledger write, so the two never wait on each other."""
+    own writes before any ledger write, so the two never wait on each other. Lost with the database, it is
+    dropped rather than rolled back (which would fail again, loudly)."""
     bind = session.get_bind()
-    return (bind if isinstance(bind, Engine) else bind.engine).connect()
+    with (bind if isinstance(bind, Engine) else bind.engine).connect() as connection:
+        try:
+            yield connection
+        except Exception as error:
+            if db.unreachable(error):
+                connection.invalidate()
+            raise
 
 
 class _Run:
@@ -195,8 +227,29 @@ class _Run:
             self._settled("skipped")
             return None
         message_id = delivery_message_id(self.edition.id, delivery_id, recipient.message_key, self.settings)
-        data = self.compose(delivery_id, recipient.subscriber_id, message_id)
-        return _Outgoing(delivery_id, recipient, message_id, self.sign(data) if self.sign else data)
+        data = self._build(delivery_id, recipient, message_id)
+        return None if data is None else _Outgoing(delivery_id, recipient, message_id, data)
+
+    def _build(self, delivery_id: int, recipient: Row, message_id: str) -> bytes | None:
+        """The signed message; None when this reader's email cannot be built (data written around validation, or
+        a bug): that row alone fails, with the reason, and the run goes on. A database error is not the reader's:
+        it propagates (see send_edition)."""
+        try:
+            data = self.compose(delivery_id, recipient.subscriber_id, message_id)
+            return self.sign(data) if self.sign else data
+        except Exception as error:
+            if isinstance(error, DBAPIError) or db.unreachable(error):
+                raise
+            reason = f"cannot build the email: {error if isinstance(error, InvalidInput) else repr(error)}"
+            self.session.rollback()
+            ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)
+            self._settled("failed")
+            self.report.errors.append(f"{recipient.email}: {reason}")
+            if isinstance(error, InvalidInput):
+                event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=reason)
+            else:  # a bug: its traceback, once, for this row
+                log.exception("delivery failed: delivery=%s to=%s error=%s", delivery_id, recipient.email, reason)
+            return None
 
     def _edition_closed(self) -> bool:
         """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
@@ -272,15 +325,16 @@ class _Run:
 
     def _deferred(self, delivery_id: int, recipient, error: TemporaryFailure) -> None:
         self.report.retries += 1
-        if recipient.attempts >= self.settings.max_attempts:
+        counted = not isinstance(error, ServerUnreachable)  # nothing reached the server: not this row's attempt
+        if counted and recipient.attempts >= self.settings.max_attempts:
             reason = f"gave up after {recipient.attempts} attempts: {error}"
             ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)
             self._settled("failed")
             self.report.errors.append(f"{recipient.email}: {reason}")
             event(log, "delivery failed", logging.WARNING, delivery=delivery_id, to=recipient.email, error=reason)
             return
-        retry_at = utcnow() + timedelta(seconds=retry_delay(recipient.attempts, self.settings))
-        ledger.defer(self.session, delivery_id, str(error), retry_at)
+        retry_at = utcnow() + timedelta(seconds=retry_delay(recipient.attempts - (not counted), self.settings))
+        ledger.defer(self.session, delivery_id, str(error), retry_at, count_attempt=counted)
         self.waiting.add(delivery_id)
         self._settled("deferred")
         self.report.errors.append(f"{recipient.email}: {error}")

@@ -5,7 +5,8 @@ RFC 2920), then the content. Replies are classified so the caller knows what to 
 
 - 2xx after the content: accepted.
 - 5xx to RCPT, DATA or the content: `PermanentFailure` (the address is suppressed).
-- 4xx, a timeout or a dropped connection: `TemporaryFailure` (retried later with backoff).
+- 4xx, a timeout or a dropped connection: `TemporaryFailure` (retried later with backoff); no connection at
+  all: `ServerUnreachable`, a TemporaryFailure that counts no attempt against the delivery.
 - 5xx to MAIL (our envelope sender refused), refused AUTH, or a 5xx to RCPT that refuses us rather than the
   recipient (Postfix's "Client host rejected", "Sender address rejected", "Relay access denied", ...: what a
   server says when AUTH or TLS is missing, as it reports client and sender restrictions at RCPT):
@@ -60,6 +61,11 @@ class MessageTooLarge(PermanentFailure):
 
 class TemporaryFailure(DeliveryError):
     """A 4xx reply or a connection problem: the same message may succeed later."""
+
+
+class ServerUnreachable(TemporaryFailure):
+    """No connection could be opened: nothing of any message reached the server. The delivery is retried
+    without counting an attempt against it (a server down for hours must not fail the rows tried meanwhile)."""
 
 
 class SenderRejected(DeliveryError):
@@ -229,8 +235,8 @@ class SmtpSender:
         except smtplib.SMTPNotSupportedError as error:
             raise SenderRejected(f"SMTP server {s.smtp_host}:{s.smtp_port}: {error}") from None
         except (OSError, smtplib.SMTPException) as error:
-            raise TemporaryFailure(f"cannot reach SMTP server {s.smtp_host}:{s.smtp_port}: "
-                                   f"{_describe(error)}") from None
+            raise ServerUnreachable(f"cannot reach SMTP server {s.smtp_host}:{s.smtp_port}: "
+                                    f"{_describe(error)}") from None
         self._connection = connection
         self._pipelining = connection.has_extn("pipelining")
         self.connections_opened += 1
