@@ -3,6 +3,7 @@
     python benchmarks/pipeline.py [--subscribers 20000] [--workers 1,2] [--database postgresql|sqlite]
                                   [--postgres-url URL] [--redis-url redis://127.0.0.1:6379/14]
                                   [--distinct-profiles] [--papers 500] [--smtp-connections N] [--cprofile FILE]
+                                  [--profiles-cache FILE.npz]
 
 Each run starts from an empty migrated database (a fresh PostgreSQL database, dropped afterwards, or a SQLite
 file) holding the subscribers (all due now: UTC, send hour 0, daily, four interest profiles). Timed: ingest the
@@ -134,10 +135,19 @@ def add_subscribers(url: str, count: int) -> None:
         session.commit()
 
 
-def import_distinct(settings: Settings, count: int, folder: Path) -> dict:
-    """`count` subscribers with distinct profiles through the import's code path, then their profile vectors."""
-    from newsletter.ranking import prepare_profiles
+def import_distinct(settings: Settings, count: int, folder: Path, cache: str = "") -> dict:
+    """`count` subscribers with distinct profiles through the import's code path, then their profile vectors.
+    `cache`: a file of vectors by text hash, read first when it exists (the encoding then mostly is a look-up:
+    reported as such) and written afterwards, so runs after the first skip the slow encoding."""
+    import numpy as np
+
+    from newsletter.ranking import embeddings, prepare_profiles
     from subscribers.transfer import import_subscribers
+
+    cached = bool(cache) and Path(cache).exists()
+    if cached:
+        with np.load(cache) as stored:
+            embeddings._memo.update(zip(stored["keys"].tolist(), stored["vectors"]))
 
     path = folder / "readers.jsonl"
     with path.open("w") as out:
@@ -152,8 +162,10 @@ def import_distinct(settings: Settings, count: int, folder: Path) -> dict:
         embedded = prepare_profiles(session, settings)
     done = time.perf_counter()
     assert report.imported_total == count, report.as_dict()
+    if cache and not cached and embeddings._memo:
+        np.savez(cache, keys=np.array(list(embeddings._memo)), vectors=np.stack(list(embeddings._memo.values())))
     return {"import_seconds": round(imported - started, 2), "profile_embedding_seconds": round(done - imported, 2),
-            "profiles_embedded": embedded}
+            "profiles_embedded": embedded, "profile_vectors_from_cache": cached}
 
 
 def write_extra_papers(folder: Path, papers: int) -> list[str]:
@@ -300,7 +312,8 @@ def measure(label: str, args, folder: Path, workers: int | None, extra_sources: 
     with fresh_database(args.database, args.postgres_url, folder) as url:
         base_env = environment(url, args.redis_url, 0, folder, extra_sources, args.smtp_connections)
         if args.distinct_profiles:
-            setup = child("import", base_env, folder, "--subscribers", str(args.subscribers))
+            setup = child("import", base_env, folder, "--subscribers", str(args.subscribers),
+                          *(["--profiles-cache", args.profiles_cache] if args.profiles_cache else []))
             setup["import_peak_rss_mib"] = setup.pop("peak_rss_mib")
         else:
             add_subscribers(url, args.subscribers)
@@ -347,7 +360,7 @@ def run_phase(args) -> None:
     settings = get_settings()
     folder = Path(args.folder)
     if args.phase == "import":
-        figures = import_distinct(settings, args.subscribers, folder)
+        figures = import_distinct(settings, args.subscribers, folder, args.profiles_cache)
     else:
         figures = in_process_phases(settings, args.cprofile)
     print(json.dumps({**figures, "peak_rss_mib": own_peak_rss_mib()}), flush=True)
@@ -366,6 +379,8 @@ def main() -> None:
                         help="a profile of their own per subscriber, imported, then embedded in one batch")
     parser.add_argument("--papers", type=int, default=500, help="at least this many papers in the day")
     parser.add_argument("--smtp-connections", type=int, default=None, help="NEWSLETTER_SMTP_CONNECTIONS")
+    parser.add_argument("--profiles-cache", default="",
+                        help="profile vectors kept in this .npz between runs (written by the first)")
     parser.add_argument("--cprofile", default="", help="write the in-process run's cProfile stats here")
     parser.add_argument("--phase", choices=["import", "in-process"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -393,7 +408,7 @@ def main() -> None:
                                                         / baseline["bare_smtplib_emails_per_s"], 2),
                "sink_peak_rss_mib": baseline["sink_peak_rss_mib"],
                "smtp_connections": args.smtp_connections or Settings().smtp_connections}
-    for key in ("import_seconds", "profile_embedding_seconds", "import_peak_rss_mib"):
+    for key in ("import_seconds", "profile_embedding_seconds", "profile_vectors_from_cache", "import_peak_rss_mib"):
         if key in baseline:
             figures[key] = baseline[key]
     for n, run in zip(worker_counts, runs):

@@ -4,8 +4,9 @@ Rows are claimed a batch at a time (`ledger.claim_batch`; 1, 2, 4, ... up to CLA
 starting together share even a small edition), each message composed in this thread and handed to one of
 NEWSLETTER_SMTP_CONNECTIONS connections (`SmtpPool`, a thread each), and what the server accepted is recorded
 in batches (`ledger.mark_sent_batch`: every MARK_BATCH messages or MARK_SECONDS). The edition's status is read
-before each message, so a pause or cancel acts after the messages in flight; claimed rows not handed over when
-the run stops go back to pending at once (`ledger.release`).
+between messages (every STATUS_SECONDS, and after each call of the caller's progress hook, which is where an
+operator's pause can come from within the process), and by each claim: a pause or cancel acts after the messages
+in flight. Claimed rows not handed over when the run stops go back to pending at once (`ledger.release`).
 
 Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
 `next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails; a permanent one (5xx)
@@ -46,6 +47,7 @@ MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave 
 CLAIM_BATCH = 64  # rows claimed in one statement at most; a run's first claims take 1, 2, 4, ... rows
 MARK_BATCH = 64  # accepted messages recorded in one commit at most ...
 MARK_SECONDS = 0.25  # ... and none waits longer than this to be recorded
+STATUS_SECONDS = 0.1  # the edition's status is read this often between messages, and after each progress hook
 
 # compose(delivery_id, subscriber_id) -> the message bytes (without DKIM; send signs them)
 Composer = Callable[[int, int], bytes]
@@ -177,6 +179,7 @@ class _Run:
         self.unrecorded: list[tuple[int, str]] = []  # accepted by the server, not yet marked sent
         self.recorded_at = time.monotonic()
         self.held: dict[int, None] = {}  # claimed, not yet handed to the server (in claim order)
+        self.status_read_at = 0.0  # when the edition's status was last read (monotonic); 0: read before the next
 
     def send_all(self, ids: list[int]) -> bool:
         """Try each row once. False when the run must stop (interrupted, edition paused, server down, ...).
@@ -253,14 +256,14 @@ class _Run:
         if self.should_stop and self.should_stop():
             self.report.stopped = "interrupted"
             self.stopped = True
-        elif ledger.edition_status(self.ledger_db, self.edition.id) in (EditionStatus.paused,
-                                                                         EditionStatus.cancelled):
+        elif time.monotonic() - self.status_read_at >= STATUS_SECONDS:
             return self._edition_closed()
         return self.stopped
 
     def _edition_closed(self) -> bool:
         """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
         status = ledger.edition_status(self.ledger_db, self.edition.id)
+        self.status_read_at = time.monotonic()
         if status in (EditionStatus.paused, EditionStatus.cancelled):
             self.report.stopped = f"edition {status}"
             self.stopped = True
@@ -315,6 +318,7 @@ class _Run:
         if self.on_progress:
             self.report.deferred = len(self.waiting)
             self.on_progress(self.report)
+            self.status_read_at = 0.0  # the hook may have changed anything: read the status again
 
     def _must_stop(self) -> bool:
         if self.consecutive_deferrals >= MAX_CONSECUTIVE_DEFERRALS and not self.stopped:
