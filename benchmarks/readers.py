@@ -57,17 +57,25 @@ PHRASINGS = [
 
 def profiles(count: int, seed: int = 17) -> Iterator[tuple[str, list[str]]]:
     """`count` distinct (interests, keywords) pairs."""
+    for text, keywords, _ in profiles_with_facets(count, seed):
+        yield text, keywords
+
+
+def profiles_with_facets(count: int, seed: int = 17) -> Iterator[tuple[str, list[str], list[str]]]:
+    """`profiles` with the facet phrases each was written from (areas, method, application, keywords)."""
     rng = random.Random(seed)
     seen: set[str] = set()
     while len(seen) < count:
         a, b = rng.sample(AREAS, 2)
-        text = rng.choice(PHRASINGS).format(a=a, b=b, m=rng.choice(METHODS), app=rng.choice(APPLICATIONS))
+        method, application, phrasing = rng.choice(METHODS), rng.choice(APPLICATIONS), rng.choice(PHRASINGS)
+        text = phrasing.format(a=a, b=b, m=method, app=application)
         keywords = rng.sample(METHODS + AREAS, rng.choice([0, 0, 1, 2]))
         key = f"{text}|{','.join(keywords)}"
         if key in seen:
             continue
         seen.add(key)
-        yield text, keywords
+        used = [f for f, name in ((a, "{a}"), (b, "{b}"), (method, "{m}"), (application, "{app}")) if name in phrasing]
+        yield text, keywords, used + keywords
 
 
 def sample_papers(texts: list[str]) -> list[tuple[str, str]]:
