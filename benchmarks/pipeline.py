@@ -151,7 +151,8 @@ def composed_vectors(settings: Settings, count: int) -> dict:
     facets_of = {f"reader{n:06d}@example.org": facets
                  for n, (_, _, facets) in enumerate(readers.profiles_with_facets(count))}
     with Session(db.get_engine(settings.sqlalchemy_url)) as session:  # the texts as the import stored them
-        stored = [(email, embeddings.profile_text(Subscriber(email=email, interests=interests, keywords=list(keywords))))
+        stored = [(email, embeddings.profile_text(Subscriber(email=email, interests=interests,
+                                                             keywords=list(keywords))))
                   for email, interests, keywords in session.exec(
                       select(Subscriber.email, Subscriber.interests, Subscriber.keywords))]
     started = time.perf_counter()
