@@ -13,9 +13,8 @@ meaning as long as each row it returns went pending → sending in that statemen
 (PostgreSQL: the rows are locked `FOR UPDATE SKIP LOCKED` in a sub-select, the WHERE re-checked on each). Rows a
 batch claimed that the run never hands to the server (it stopped first) are given back at once (`release`).
 
-Recording: `mark_sent` commits one row; `mark_sent_batch` commits several accepted messages together (a sender
-records what the server accepted at least every MARK_BATCH messages or MARK_SECONDS, see delivery/send.py), so
-"in flight at a crash" means the messages claimed and not yet recorded, at most that many.
+Recording: `mark_sent` commits each accepted message, and a sender never has more messages handed over and not
+yet recorded than it has SMTP connections: that is all a crash can resend.
 
 Crash rule: a row left in `sending` for longer than the lease (NEWSLETTER_DELIVERY_LEASE_SECONDS) is put back to
 `pending` by `release_stale` and sent again. Only messages in flight at the crash (claimed, possibly accepted by the
@@ -196,15 +195,6 @@ def claim_batch(db: Connection, delivery_ids: Sequence[int]) -> dict[int, Any]:
     rows = db.execute(statement, {"ids": list(delivery_ids), "now": utcnow()}).all()
     db.commit()
     return {row.id: row for row in rows}
-
-
-def mark_sent_batch(db: Connection, sent: Sequence[tuple[int, str]]) -> None:
-    """`mark_sent` for several accepted messages, (delivery id, Message-ID) each, in one commit."""
-    if sent:
-        now = utcnow()
-        db.execute(_MARK_SENT, [{"delivery_id": delivery_id, "message_id": message_id, "now": now}
-                                for delivery_id, message_id in sent])
-        db.commit()
 
 
 def release(db: Connection, delivery_ids: Sequence[int], *, cancelled: bool = False) -> None:

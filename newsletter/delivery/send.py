@@ -2,11 +2,12 @@
 
 Rows are claimed a batch at a time (`ledger.claim_batch`; 1, 2, 4, ... up to CLAIM_BATCH rows, so two senders
 starting together share even a small edition), each message composed in this thread and handed to one of
-NEWSLETTER_SMTP_CONNECTIONS connections (`SmtpPool`, a thread each), and what the server accepted is recorded
-in batches (`ledger.mark_sent_batch`: every MARK_BATCH messages or MARK_SECONDS). The edition's status is read
-between messages (every STATUS_SECONDS, and after each call of the caller's progress hook, which is where an
-operator's pause can come from within the process), and by each claim: a pause or cancel acts after the messages
-in flight. Claimed rows not handed over when the run stops go back to pending at once (`ledger.release`).
+NEWSLETTER_SMTP_CONNECTIONS connections (`SmtpPool`, a thread each), and each accepted message marked sent (one
+commit); at most one message per connection is handed over and not yet recorded, all a crash can resend. The
+edition's status is read between messages (every STATUS_SECONDS, and after each call of the caller's progress
+hook, which is where an operator's pause can come from within the process), and by each claim: a pause or cancel
+acts after the messages in flight. Claimed rows not handed over when the run stops go back to pending at once
+(`ledger.release`).
 
 Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
 `next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails; a permanent one (5xx)
@@ -20,12 +21,13 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy import Connection, Engine, Row, text, update
 from sqlmodel import Session, col, select
 
 from newsletter.clock import utcnow
@@ -45,8 +47,6 @@ from newsletter.ranking import trending_papers
 log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending
 CLAIM_BATCH = 64  # rows claimed in one statement at most; a run's first claims take 1, 2, 4, ... rows
-MARK_BATCH = 64  # accepted messages recorded in one commit at most ...
-MARK_SECONDS = 0.25  # ... and none waits longer than this to be recorded
 STATUS_SECONDS = 0.1  # the edition's status is read this often between messages, and after each progress hook
 
 # compose(delivery_id, subscriber_id) -> the message bytes (without DKIM; send signs them)
@@ -155,16 +155,33 @@ class _Renderer:
                              self.settings)
 
 
-def _ledger_connection(session: Session) -> Connection:
+@contextmanager
+def _ledger_connection(session: Session) -> Iterator[Connection]:
     """A connection of its own for the per-message ledger statements (no ORM overhead). The session commits its
-    own writes before any ledger write, so the two never wait on each other."""
+    own writes before any ledger write, so the two never wait on each other.
+
+    PostgreSQL: its commits do not wait for the WAL flush (`synchronous_commit = off`, this connection only): a
+    commit is visible and survives a crash of the sender at once (which is what the lease rule needs), and only a
+    crash of the database server can lose its last fraction of a second (wal_writer_delay), as SQLite's
+    synchronous=NORMAL can after an OS crash. Without it each message waits for an fsync."""
     bind = session.get_bind()
-    return (bind if isinstance(bind, Engine) else bind.engine).connect()
+    with (bind if isinstance(bind, Engine) else bind.engine).connect() as connection:
+        postgresql = connection.dialect.name == "postgresql"
+        if postgresql:
+            connection.execute(text("SET synchronous_commit TO off"))
+            connection.commit()
+        try:
+            yield connection
+        finally:
+            if postgresql and not connection.closed and not connection.invalidated:
+                connection.rollback()
+                connection.execute(text("RESET synchronous_commit"))  # the connection goes back to the pool
+                connection.commit()
 
 
 class _Run:
-    """One send_edition call: the SMTP connections, the pacing, the signer, the messages in flight, the accepted
-    messages not yet recorded, the claimed rows not yet handed over and the rows it deferred."""
+    """One send_edition call: the SMTP connections, the pacing, the signer, the messages in flight, the claimed
+    rows not yet handed over and the rows it deferred."""
 
     def __init__(self, session: Session, edition: Edition, settings: Settings, report: SendReport,
                  compose: Composer, sign: Callable[[bytes], bytes] | None, rate_limit: RateLimit,
@@ -176,21 +193,18 @@ class _Run:
         self.waiting: set[int] = set()  # rows this run deferred and may retry
         self.stopped = False
         self.in_flight: deque[tuple[_Outgoing, Future]] = deque()
-        self.unrecorded: list[tuple[int, str]] = []  # accepted by the server, not yet marked sent
-        self.recorded_at = time.monotonic()
         self.held: dict[int, None] = {}  # claimed, not yet handed to the server (in claim order)
         self.status_read_at = 0.0  # when the edition's status was last read (monotonic); 0: read before the next
 
     def send_all(self, ids: list[int]) -> bool:
         """Try each row once. False when the run must stop (interrupted, edition paused, server down, ...).
-        Returns with nothing in flight, everything accepted recorded and no claimed row held."""
+        Returns with nothing in flight (every answer recorded) and no claimed row held."""
         self.consecutive_deferrals = 0
         try:
             return self._send_all(ids) and not self._must_stop()
         finally:
             while self.in_flight:
                 self._settle_next()
-            self._record()
             if self.held:
                 ledger.release(self.ledger_db, list(self.held),
                                cancelled=self.report.stopped == f"edition {EditionStatus.cancelled}")
@@ -223,8 +237,6 @@ class _Run:
                 del self.held[delivery_id]
                 self.in_flight.append((outgoing, self.pool.send(outgoing.recipient.email, outgoing.data,
                                                                 outgoing.envelope_from)))
-                if len(self.unrecorded) >= MARK_BATCH or time.monotonic() - self.recorded_at >= MARK_SECONDS:
-                    self._record()
         return True
 
     def _not_claimed(self, delivery_ids: list[int]) -> bool:
@@ -283,21 +295,13 @@ class _Run:
             self._failure(outgoing, error)
 
     def _accepted(self, outgoing: _Outgoing) -> None:
-        if not self.unrecorded:
-            self.recorded_at = time.monotonic()
-        self.unrecorded.append((outgoing.delivery_id, outgoing.message_id))
+        ledger.mark_sent(self.ledger_db, outgoing.delivery_id, outgoing.message_id)
         if outgoing.recipient.soft_bounces:
             reset_soft_bounces(self.session, outgoing.recipient.subscriber_id)
             self.session.commit()
         self._settled("sent")
         event(log, "delivery sent", delivery=outgoing.delivery_id, to=outgoing.recipient.email,
               message_id=outgoing.message_id)
-
-    def _record(self) -> None:
-        """Mark the accepted messages sent, in one commit."""
-        ledger.mark_sent_batch(self.ledger_db, self.unrecorded)
-        self.unrecorded = []
-        self.recorded_at = time.monotonic()
 
     def _failure(self, outgoing: _Outgoing, error: Exception) -> None:
         if isinstance(error, PermanentFailure):
