@@ -151,24 +151,24 @@ def composed_vectors(settings: Settings, count: int) -> dict:
     facets_of = {f"reader{n:06d}@example.org": facets
                  for n, (_, _, facets) in enumerate(readers.profiles_with_facets(count))}
     with Session(db.get_engine(settings.sqlalchemy_url)) as session:  # the texts as the import stored them
-        stored = [(email, embeddings.profile_text(Subscriber(email=email, interests=interests,
-                                                             keywords=list(keywords))))
-                  for email, interests, keywords in session.exec(
-                      select(Subscriber.email, Subscriber.interests, Subscriber.keywords))]
+        stored = [(key, email, embeddings.profile_text(Subscriber(email=email, interests=interests,
+                                                                  keywords=list(keywords))))
+                  for key, email, interests, keywords in session.exec(
+                      select(Subscriber.id, Subscriber.email, Subscriber.interests, Subscriber.keywords))]
     started = time.perf_counter()
-    embeddings.encode([profile for _, profile in stored[-COMPOSED_SAMPLE:]])
+    embeddings.encode([profile for _, _, profile in stored[-COMPOSED_SAMPLE:]])
     rate = min(COMPOSED_SAMPLE, len(stored)) / (time.perf_counter() - started)
     started = time.perf_counter()
     phrases = sorted({facet for facets in facets_of.values() for facet in facets})
     by_phrase = dict(zip(phrases, embeddings.encode(phrases)))
     rows = []
-    for email, profile in stored:
+    for key, email, profile in stored:
         vector = np.sum([by_phrase[f] for f in facets_of[email]], axis=0)
-        rows.append({"key_email": email, "key": embeddings.profile_key(profile),
+        rows.append({"row_id": key, "key": embeddings.profile_key(profile),
                      "vector": embeddings.to_bytes(vector / np.linalg.norm(vector))})
     table = Subscriber.__table__  # type: ignore[attr-defined]
     with db.get_engine(settings.sqlalchemy_url).begin() as connection:
-        connection.execute(update(table).where(table.c.email == bindparam("key_email"))
+        connection.execute(update(table).where(table.c.id == bindparam("row_id"))
                            .values(profile_embedding=bindparam("vector"), profile_key=bindparam("key")), rows)
     return {"profile_encode_rate_per_s": round(rate, 1),
             "profile_embedding_seconds_estimated": round(count / rate, 1),
