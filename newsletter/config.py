@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     retry_base_delay: float = 60.0  # seconds before the first retry; doubles each attempt, with jitter
     retry_max_delay: float = 3600.0
     soft_bounce_limit: int = 3  # consecutive soft bounces that suppress an address
+    # SMTP connections one sender (`newsletter send`, a send task) sends over at the same time, a thread each
+    smtp_connections: int = Field(1, ge=1, le=32)
 
     from_address: str = Field("Paper Digest <digest@localhost>", validation_alias="NEWSLETTER_FROM")
     base_url: str = "http://127.0.0.1:8000"

@@ -18,7 +18,16 @@ from sqlmodel import Session, col, select
 from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.errors import EditionClosed
-from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Pick, Subscriber, SubscriberStatus
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    Pick,
+    Subscriber,
+    SubscriberStatus,
+    new_message_key,
+)
 from newsletter.ranking import load_pool, profiles_for
 from newsletter.ranking.score import CHUNK, THREADS
 
@@ -87,18 +96,19 @@ def plan_edition(session: Session, day: date, settings: Settings, only: list[int
 
 def _add_deliveries(session: Session, edition_id: int, planned: list[tuple[Subscriber, list]],
                     report: PlanReport) -> None:
-    """One delivery row per subscriber (skipped when nothing new matched) and its picks, in two bulk inserts."""
-    deliveries = [Delivery(edition_id=edition_id, subscriber_id=subscriber.id) for subscriber, _ in planned]
-    for delivery, (_, picks) in zip(deliveries, planned):
-        if not picks:
-            delivery.status = DeliveryStatus.skipped
-            delivery.error = "no new papers matched"
+    """One delivery row per subscriber (skipped when nothing new matched) and its picks, in two bulk inserts
+    (rows as dicts, not model objects: building and flushing ORM objects cost more than the ranking)."""
+    deliveries = [{"edition_id": edition_id, "subscriber_id": subscriber.id, "attempts": 0,
+                   "message_key": new_message_key(),
+                   "status": (DeliveryStatus.pending if picks else DeliveryStatus.skipped).value,
+                   "error": None if picks else "no new papers matched"} for subscriber, picks in planned]
     report.planned += sum(1 for _, picks in planned if picks)
     report.nothing_new += sum(1 for _, picks in planned if not picks)
-    session.add_all(deliveries)
-    session.flush()  # one multi-row INSERT ... RETURNING: the ids the picks need
-    rows = [{"delivery_id": delivery.id, "paper_id": pick.paper.id, "position": position, "score": pick.score,
+    # one multi-row INSERT ... RETURNING, ids in the rows' order: the ids the picks need
+    ids = session.execute(insert(Delivery).returning(col(Delivery.id), sort_by_parameter_order=True),
+                          deliveries).scalars().all()
+    rows = [{"delivery_id": delivery_id, "paper_id": pick.paper.id, "position": position, "score": pick.score,
              "reasons": pick.reasons}
-            for delivery, (_, picks) in zip(deliveries, planned) for position, pick in enumerate(picks, start=1)]
+            for delivery_id, (_, picks) in zip(ids, planned) for position, pick in enumerate(picks, start=1)]
     if rows:
         session.execute(insert(Pick), rows)

@@ -151,6 +151,11 @@ def subscribers_import(
     with db.session_scope(current.sqlalchemy_url) as session:
         report = import_subscribers(session, file, confirmed=confirmed, dry_run=dry_run, format=format,
                                     update=update, smtputf8=lambda: offers_smtputf8(current))
+    if not dry_run and (report.imported_total or report.updated):
+        from newsletter.ranking import prepare_profiles
+
+        with db.session_scope(current.sqlalchemy_url) as session:  # the one-off encoding, never at planning time
+            prepare_profiles(session, current)
     if as_json:
         echo_json(report.as_dict())
     else:

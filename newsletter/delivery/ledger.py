@@ -9,7 +9,12 @@ check. The database serialises writers to the row (SQLite: the write lock; Postg
 READ COMMITTED re-checks the WHERE; the claim's `FOR UPDATE SKIP LOCKED` sub-select makes a sender skip a row
 another one is claiming instead of waiting for its lock), so of two senders racing for a row exactly one sees
 rowcount 1. A batched claim (several ids in one statement, or SELECT ... FOR UPDATE SKIP LOCKED) keeps the same
-meaning as long as each row it returns went pending → sending in that statement.
+meaning as long as each row it returns went pending → sending in that statement: `claim_batch` is such a claim
+(PostgreSQL: the rows are locked `FOR UPDATE SKIP LOCKED` in a sub-select, the WHERE re-checked on each). Rows a
+batch claimed that the run never hands to the server (it stopped first) are given back at once (`release`).
+
+Recording: `mark_sent` commits each accepted message, and a sender never has more messages handed over and not
+yet recorded than it has SMTP connections: that is all a crash can resend.
 
 Crash rule: a row left in `sending` for longer than the lease (NEWSLETTER_DELIVERY_LEASE_SECONDS) is put back to
 `pending` by `release_stale` and sent again. Only messages in flight at the crash (claimed, possibly accepted by the
@@ -20,6 +25,7 @@ recognisable.
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,8 +50,9 @@ _EDITION_OPEN = (select(Edition.id).where(col(Edition.id) == _row.edition_id,  #
                                           col(Edition.status) != EditionStatus.paused.value,  # per-call expansion
                                           col(Edition.status) != EditionStatus.cancelled.value)
                  .correlate(_TABLE).exists())
-_CLAIMABLE = (_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.pending.value,
-              or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
+_DUE_AND_OPEN = (_row.status == DeliveryStatus.pending.value,
+                 or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
+_CLAIMABLE = (_row.id == bindparam("delivery_id"), *_DUE_AND_OPEN)
 _CLAIM_RETURNS = (_row.subscriber_id, _row.attempts, _row.message_key, *map(_subscriber_field, (
     Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces)))
 _CLAIM = (update(_TABLE).where(*_CLAIMABLE)
@@ -58,6 +65,17 @@ _CLAIM_SKIP_LOCKED = (update(_TABLE).where(_row.id == _UNLOCKED, *_CLAIMABLE)
                       .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"),
                               attempts=_row.attempts + 1)
                       .returning(*_CLAIM_RETURNS))
+# A batch: the rows among `ids` that are claimable now, each moved pending -> sending by this one statement.
+_IN_BATCH = _row.id.in_(bindparam("ids", expanding=True))
+_CLAIM_BATCH = (update(_TABLE).where(_IN_BATCH, *_DUE_AND_OPEN)
+                .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
+                .returning(_row.id, *_CLAIM_RETURNS))
+_CLAIM_BATCH_SKIP_LOCKED = (update(_TABLE)
+                            .where(_row.id.in_(select(_row.id).where(_IN_BATCH, *_DUE_AND_OPEN)
+                                               .with_for_update(skip_locked=True)), *_DUE_AND_OPEN)
+                            .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"),
+                                    attempts=_row.attempts + 1)
+                            .returning(_row.id, *_CLAIM_RETURNS))
 _MARK_SENT = (update(_TABLE)
               .where(_row.id == bindparam("delivery_id"), _row.status == DeliveryStatus.sending.value)
               .values(status=DeliveryStatus.sent.value, message_id=bindparam("message_id"),
@@ -166,6 +184,40 @@ def claim(db: Session | Connection, delivery_id: int):
 def mark_sent(db: Session | Connection, delivery_id: int, message_id: str) -> None:
     """Record that the server accepted the message, committed at once."""
     _MARK_SENT_ROW.run(db, delivery_id=delivery_id, message_id=message_id, now=utcnow())
+
+
+def claim_batch(db: Connection, delivery_ids: Sequence[int]) -> dict[int, Any]:
+    """`claim` for many rows in one statement and one commit: delivery id -> claimed row (its id, then the
+    fields `claim` returns) for each row of `delivery_ids` that this statement moved pending -> sending. Rows
+    another sender holds or took, rows not due and rows of a paused or cancelled edition are absent."""
+    if not delivery_ids:
+        return {}
+    statement = _CLAIM_BATCH_SKIP_LOCKED if db.dialect.name == "postgresql" else _CLAIM_BATCH
+    rows = db.execute(statement, {"ids": list(delivery_ids), "now": utcnow()}).all()
+    db.commit()
+    return {row.id: row for row in rows}
+
+
+def release(db: Connection, delivery_ids: Sequence[int], *, cancelled: bool = False) -> None:
+    """Give back rows this sender claimed and never handed to the server (the run stopped first): `pending`
+    again with the claim's attempt taken back, or `skipped` when the edition was cancelled meanwhile (cancel
+    only skips the rows that were pending)."""
+    if not delivery_ids:
+        return
+    values: dict[str, Any] = ({"status": DeliveryStatus.skipped.value, "error": "edition cancelled"} if cancelled
+                              else {"status": DeliveryStatus.pending.value, "attempts": _row.attempts - 1})
+    db.execute(update(_TABLE).where(_row.id.in_(list(delivery_ids)), _row.status == DeliveryStatus.sending.value)
+               .values(**values))
+    db.commit()
+
+
+_EDITION_STATUS = _HotStatement(select(Edition.status).where(col(Edition.id) == bindparam("edition_id")))
+
+
+def edition_status(db: Session | Connection, edition_id: int) -> str:
+    """The edition's status as committed now (a sender reads it before each message: pause and cancel act
+    after the messages in flight)."""
+    return _EDITION_STATUS.run(db, edition_id=edition_id)[0][0]
 
 
 def finish(session: Session, delivery_id: int, status: DeliveryStatus, *, error: str | None = None) -> None:

@@ -1,5 +1,14 @@
 """Sending an edition: claim each pending row, re-check the subscriber, compose, sign, pace, send, record.
 
+Rows are claimed a batch at a time (`ledger.claim_batch`; 1, 2, 4, ... up to CLAIM_BATCH rows, so two senders
+starting together share even a small edition), each message composed in this thread and handed to one of
+NEWSLETTER_SMTP_CONNECTIONS connections (`SmtpPool`, a thread each), and each accepted message marked sent (one
+commit); at most one message per connection is handed over and not yet recorded, all a crash can resend. The
+edition's status is read between messages (every STATUS_SECONDS, and after each call of the caller's progress
+hook, which is where an operator's pause can come from within the process), and by each claim: a pause or cancel
+acts after the messages in flight. Claimed rows not handed over when the run stops go back to pending at once
+(`ledger.release`).
+
 Failures: a temporary one (4xx, timeout, dropped connection) puts the row back to `pending` with a
 `next_attempt_at` (exponential backoff with jitter) until `max_attempts`, then it fails (a server that cannot be
 reached at all counts no attempt: an outage of any length fails no row); a permanent one (5xx)
@@ -13,12 +22,14 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy import Connection, Engine, Row, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
@@ -31,7 +42,7 @@ from newsletter.delivery.dkim_sign import dkim_signer
 from newsletter.delivery.envelope import envelope_sender
 from newsletter.delivery.message import delivery_message_id, message_bytes
 from newsletter.delivery.rate import RateLimit, rate_limit_for
-from newsletter.delivery.smtp import PermanentFailure, SenderRejected, ServerUnreachable, SmtpSender, TemporaryFailure
+from newsletter.delivery.smtp import PermanentFailure, ServerUnreachable, SmtpPool, TemporaryFailure
 from newsletter.delivery.suppression import record_hard_bounce, reset_soft_bounces, send_blocker
 from newsletter.errors import InvalidInput
 from newsletter.log import event
@@ -40,7 +51,8 @@ from newsletter.ranking import trending_papers
 
 log = logging.getLogger("newsletter.delivery")
 MAX_CONSECUTIVE_DEFERRALS = 5  # then the server is likely down: stop and leave the rest pending
-PREFETCH = 100  # rows whose picks and subscribers are loaded together before they are sent
+CLAIM_BATCH = 64  # rows claimed in one statement at most; a run's first claims take 1, 2, 4, ... rows
+STATUS_SECONDS = 0.1  # the edition's status is read this often between messages, and after each progress hook
 
 # compose(delivery_id, subscriber_id, message_id) -> the message bytes (without DKIM; send signs them)
 Composer = Callable[[int, int, str], bytes]
@@ -49,9 +61,11 @@ Composer = Callable[[int, int, str], bytes]
 @dataclass
 class _Outgoing:
     delivery_id: int
-    recipient: Row  # from ledger.claim: subscriber_id, attempts, message_key, email, status, paused, soft_bounces
+    recipient: Row  # from ledger.claim_batch: id, subscriber_id, attempts, message_key, email, status, paused,
+    #                 soft_bounces
     message_id: str
     data: bytes
+    envelope_from: str
 
 
 @dataclass
@@ -101,8 +115,8 @@ def send_edition(session: Session, edition_id: int, settings: Settings, *, limit
     rate_limit = rate_limit_for(settings)
     deadline = time.monotonic() + wait_for_retries
     try:
-        with SmtpSender(settings) as sender, _ledger_connection(session) as ledger_db:
-            run = _Run(session, edition, settings, report, compose, sign, rate_limit, sender, ledger_db,
+        with SmtpPool(settings) as pool, _ledger_connection(session) as ledger_db:
+            run = _Run(session, edition, settings, report, compose, sign, rate_limit, pool, ledger_db,
                        on_progress, should_stop)
             ids = ledger.pending_ids(session, edition_id, limit=limit) if delivery_ids is None else delivery_ids
             while run.send_all(ids) and run.waiting:
@@ -152,9 +166,9 @@ class _Renderer:
 
 def _stopped_by_lost_database(error: Exception, report: SendReport, session: Session) -> bool:
     """The database went away mid-run (restarted, unreachable): end the run with the reason in one line, no
-    traceback. Nothing is lost: unsent rows stay pending, and the one claimed row whose outcome could not be
-    recorded stays `sending` until the lease puts it back (the next run or tick sends it; if the server had
-    accepted it, that one message arrives twice, with the same Message-ID)."""
+    traceback. Nothing is lost: unsent rows stay pending, and the claimed rows whose outcome could not be
+    recorded stay `sending` until the lease puts them back (the next run or tick sends them; a message the server
+    had accepted arrives twice, with the same Message-ID)."""
     reason = db.unreachable(error)
     if reason is None:
         return False
@@ -167,68 +181,116 @@ def _stopped_by_lost_database(error: Exception, report: SendReport, session: Ses
 @contextmanager
 def _ledger_connection(session: Session) -> Iterator[Connection]:
     """A connection of its own for the per-message ledger statements (no ORM overhead). The session commits its
-    own writes before any ledger write, so the two never wait on each other. Lost with the database, it is
-    dropped rather than rolled back (which would fail again, loudly)."""
+    own writes before any ledger write, so the two never wait on each other.
+
+    PostgreSQL: its commits do not wait for the WAL flush (`synchronous_commit = off`, this connection only): a
+    commit is visible and survives a crash of the sender at once (which is what the lease rule needs), and only a
+    crash of the database server can lose its last fraction of a second (wal_writer_delay), as SQLite's
+    synchronous=NORMAL can after an OS crash. Without it each message waits for an fsync. Lost with the database,
+    the connection is dropped rather than rolled back (which would fail again, loudly)."""
     bind = session.get_bind()
     with (bind if isinstance(bind, Engine) else bind.engine).connect() as connection:
+        postgresql = connection.dialect.name == "postgresql"
+        if postgresql:
+            connection.execute(text("SET synchronous_commit TO off"))
+            connection.commit()
         try:
             yield connection
         except Exception as error:
             if db.unreachable(error):
                 connection.invalidate()
             raise
+        finally:
+            if postgresql and not connection.closed and not connection.invalidated:
+                connection.rollback()
+                connection.execute(text("RESET synchronous_commit"))  # the connection goes back to the pool
+                connection.commit()
 
 
 class _Run:
-    """One send_edition call: the open SMTP connection, the pacing, the signer and the rows it deferred."""
+    """One send_edition call: the SMTP connections, the pacing, the signer, the messages in flight, the claimed
+    rows not yet handed over and the rows it deferred."""
 
     def __init__(self, session: Session, edition: Edition, settings: Settings, report: SendReport,
                  compose: Composer, sign: Callable[[bytes], bytes] | None, rate_limit: RateLimit,
-                 sender: SmtpSender, ledger_db: Connection, on_progress, should_stop):
+                 pool: SmtpPool, ledger_db: Connection, on_progress, should_stop):
         self.session, self.edition, self.settings, self.report = session, edition, settings, report
         self.compose, self.sign, self.rate_limit = compose, sign, rate_limit
-        self.sender, self.ledger_db = sender, ledger_db
+        self.pool, self.ledger_db = pool, ledger_db
         self.on_progress, self.should_stop = on_progress, should_stop
         self.waiting: set[int] = set()  # rows this run deferred and may retry
         self.stopped = False
+        self.in_flight: deque[tuple[_Outgoing, Future]] = deque()
+        self.held: dict[int, None] = {}  # claimed, not yet handed to the server (in claim order)
+        self.status_read_at = 0.0  # when the edition's status was last read (monotonic); 0: read before the next
 
     def send_all(self, ids: list[int]) -> bool:
-        """Try each row once. False when the run must stop (interrupted, edition paused, server down, ...)."""
+        """Try each row once. False when the run must stop (interrupted, edition paused, server down, ...).
+        Returns with nothing in flight (every answer recorded) and no claimed row held."""
         self.consecutive_deferrals = 0
+        try:
+            return self._send_all(ids) and not self._must_stop()
+        finally:
+            while self.in_flight:
+                self._settle_next()
+            if self.held:
+                ledger.release(self.ledger_db, list(self.held),
+                               cancelled=self.report.stopped == f"edition {EditionStatus.cancelled}")
+                self.held.clear()
+
+    def _send_all(self, ids: list[int]) -> bool:
         prefetch = getattr(self.compose, "prefetch", None)
-        for position, delivery_id in enumerate(ids):
-            if prefetch and position % PREFETCH == 0:
-                prefetch(ids[position:position + PREFETCH])
-            if self.should_stop and self.should_stop():
-                self.report.stopped = "interrupted"
+        position, size = 0, 1
+        while position < len(ids):
+            chunk = ids[position:position + size]
+            position, size = position + len(chunk), min(2 * size, CLAIM_BATCH)
+            if self._stop_requested():
                 return False
-            outgoing = self._prepare(delivery_id)
-            if outgoing is not None and self._submit(outgoing):
-                self._collect(outgoing)
-            if self._must_stop():
+            claimed = ledger.claim_batch(self.ledger_db, chunk)
+            self.held.update(dict.fromkeys(delivery_id for delivery_id in chunk if delivery_id in claimed))
+            if len(claimed) < len(chunk) and self._not_claimed([i for i in chunk if i not in claimed]):
                 return False
+            if prefetch and claimed:
+                prefetch(list(self.held))
+            for delivery_id in chunk:
+                if delivery_id not in claimed:
+                    continue
+                outgoing = self._prepare(delivery_id, claimed[delivery_id])
+                if outgoing is None:
+                    continue
+                self._wait_for_a_connection()
+                if self._must_stop() or self._stop_requested():
+                    return False
+                self.rate_limit.wait()
+                del self.held[delivery_id]
+                self.in_flight.append((outgoing, self.pool.send(outgoing.recipient.email, outgoing.data,
+                                                                outgoing.envelope_from)))
         return True
 
-    def _prepare(self, delivery_id: int) -> _Outgoing | None:
-        """Claim the row and build its message; None when there is nothing to send (taken, suppressed, paused)."""
-        recipient = ledger.claim(self.ledger_db, delivery_id)
-        if recipient is None:
-            if self._edition_closed():
-                return None
+    def _not_claimed(self, delivery_ids: list[int]) -> bool:
+        """Rows the claim did not take: another sender's, or the edition closed. True when the run must stop."""
+        if self._edition_closed():
+            return True
+        for delivery_id in delivery_ids:
             if delivery_id in self.waiting:
                 self.waiting.discard(delivery_id)  # another sender retried it first
             else:
                 self._settled("skipped")
-            return None
+        return False
+
+    def _prepare(self, delivery_id: int, recipient: Row) -> _Outgoing | None:
+        """Check the claimed row's subscriber and build its message; None when suppressed (the row is settled)."""
         self.waiting.discard(delivery_id)
         blocker = send_blocker(recipient.status, recipient.paused)
         if blocker:  # unsubscribes and bounces are honoured at send time, not only at planning time
+            del self.held[delivery_id]
             ledger.finish(self.session, delivery_id, DeliveryStatus.skipped, error=blocker)
             self._settled("skipped")
             return None
         message_id = delivery_message_id(self.edition.id, delivery_id, recipient.message_key, self.settings)
         data = self._build(delivery_id, recipient, message_id)
-        return None if data is None else _Outgoing(delivery_id, recipient, message_id, data)
+        return None if data is None else _Outgoing(delivery_id, recipient, message_id, data,
+                                                   envelope_sender(delivery_id, self.settings))
 
     def _build(self, delivery_id: int, recipient: Row, message_id: str) -> bytes | None:
         """The signed message; None when this reader's email cannot be built (data written around validation, or
@@ -242,6 +304,7 @@ class _Run:
                 raise
             reason = f"cannot build the email: {error if isinstance(error, InvalidInput) else repr(error)}"
             self.session.rollback()
+            del self.held[delivery_id]
             ledger.finish(self.session, delivery_id, DeliveryStatus.failed, error=reason)
             self._settled("failed")
             self.report.errors.append(f"{recipient.email}: {reason}")
@@ -251,32 +314,38 @@ class _Run:
                 log.exception("delivery failed: delivery=%s to=%s error=%s", delivery_id, recipient.email, reason)
             return None
 
+    def _stop_requested(self) -> bool:
+        """Interrupted, or the edition paused or cancelled (read now: it acts after the messages in flight)."""
+        if self.should_stop and self.should_stop():
+            self.report.stopped = "interrupted"
+            self.stopped = True
+        elif time.monotonic() - self.status_read_at >= STATUS_SECONDS:
+            return self._edition_closed()
+        return self.stopped
+
     def _edition_closed(self) -> bool:
         """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
-        status = self.ledger_db.execute(select(Edition.status).where(col(Edition.id) == self.edition.id)).scalar_one()
-        self.ledger_db.commit()
+        status = ledger.edition_status(self.ledger_db, self.edition.id)
+        self.status_read_at = time.monotonic()
         if status in (EditionStatus.paused, EditionStatus.cancelled):
             self.report.stopped = f"edition {status}"
             self.stopped = True
         return self.stopped
 
-    def _submit(self, outgoing: _Outgoing) -> bool:
-        """Hand the message over (envelope and content). False when that already failed (and was recorded)."""
-        self.rate_limit.wait()
-        try:
-            self.sender.submit(outgoing.recipient.email, outgoing.data,
-                               envelope_sender(outgoing.delivery_id, self.settings))
-        except (PermanentFailure, TemporaryFailure, SenderRejected) as error:
-            self._failure(outgoing, error)
-            return False
-        return True
+    def _wait_for_a_connection(self) -> None:
+        """Settle the messages whose answer came; wait for the oldest while every connection is busy."""
+        while self.in_flight and (len(self.in_flight) >= self.pool.size or self.in_flight[0][1].done()):
+            self._settle_next()
 
-    def _collect(self, outgoing: _Outgoing) -> None:
-        try:
-            self.sender.collect()
-        except (PermanentFailure, TemporaryFailure) as error:
+    def _settle_next(self) -> None:
+        outgoing, answer = self.in_flight.popleft()
+        error = answer.result()
+        if error is None:
+            self._accepted(outgoing)
+        else:
             self._failure(outgoing, error)
-            return
+
+    def _accepted(self, outgoing: _Outgoing) -> None:
         ledger.mark_sent(self.ledger_db, outgoing.delivery_id, outgoing.message_id)
         if outgoing.recipient.soft_bounces:
             reset_soft_bounces(self.session, outgoing.recipient.subscriber_id)
@@ -304,6 +373,7 @@ class _Run:
         if self.on_progress:
             self.report.deferred = len(self.waiting)
             self.on_progress(self.report)
+            self.status_read_at = 0.0  # the hook may have changed anything: read the status again
 
     def _must_stop(self) -> bool:
         if self.consecutive_deferrals >= MAX_CONSECUTIVE_DEFERRALS and not self.stopped:

@@ -15,6 +15,8 @@ RFC 2920), then the content. Replies are classified so the caller knows what to 
   `MessageTooLarge`, a PermanentFailure of that message alone: the recipient is not blamed (not suppressed)
   and the run goes on.
 
+`SmtpPool` keeps several such connections (NEWSLETTER_SMTP_CONNECTIONS) sending at the same time, one thread each.
+
 A reused connection that turns out to be dead (or answers 421) before any content was sent is reopened and the
 message sent on the fresh one at once: nothing reached the server, so this cannot duplicate anything. A failure
 after the content was sent is ambiguous (the server may have kept it) and is a TemporaryFailure.
@@ -25,12 +27,14 @@ dot-stuffing is applied, with bytes.replace rather than smtplib's regex, which i
 
 from __future__ import annotations
 
+import queue
 import re
 import smtplib
 import socket
 import ssl
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parseaddr
 
 from newsletter.config import Settings, SmtpSecurity
@@ -253,6 +257,52 @@ class SmtpSender:
             pass
         finally:
             connection.close()
+
+
+class SmtpPool:
+    """Up to `settings.smtp_connections` SmtpSenders sending at the same time, each on its own thread.
+
+    `send` hands a message to a free connection and returns a Future whose result is None when the server
+    accepted it, else the PermanentFailure, TemporaryFailure or SenderRejected it raised (anything else is
+    raised by `result()`). A connection is opened when first needed, so a pool of one behaves exactly like one
+    SmtpSender; the caller keeps at most `size` messages in flight (`send` blocks until a connection is free).
+    """
+
+    def __init__(self, settings: Settings):
+        self.size = settings.smtp_connections
+        self._senders = [SmtpSender(settings) for _ in range(self.size)]
+        self._idle: queue.SimpleQueue[SmtpSender] = queue.SimpleQueue()
+        for sender in self._senders:
+            self._idle.put(sender)
+        self._threads = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="smtp")
+
+    def __enter__(self) -> SmtpPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def connections_opened(self) -> int:
+        return sum(sender.connections_opened for sender in self._senders)
+
+    def send(self, recipient: str, data: bytes, envelope_from: str | None = None) -> Future:
+        return self._threads.submit(self._send, recipient, data, envelope_from)
+
+    def _send(self, recipient: str, data: bytes, envelope_from: str | None) -> DeliveryError | None:
+        sender = self._idle.get()
+        try:
+            sender.send(recipient, data, envelope_from)
+            return None
+        except (PermanentFailure, TemporaryFailure, SenderRejected) as error:
+            return error
+        finally:
+            self._idle.put(sender)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        for sender in self._senders:
+            sender.close()
 
 
 def _no_delay(connection: smtplib.SMTP) -> None:

@@ -17,8 +17,8 @@ from newsletter.ranking.facets import facets_of
 from newsletter.ranking.lexical import Corpus
 from newsletter.ranking.score import CandidatePool, Profile, Recommendation
 
-__all__ = ["CandidatePool", "Profile", "Recommendation", "candidate_papers", "load_pool", "profiles_for",
-           "recommend", "sent_paper_ids", "trending_papers"]
+__all__ = ["CandidatePool", "Profile", "Recommendation", "candidate_papers", "load_pool", "prepare_profiles",
+           "profiles_for", "recommend", "sent_paper_ids", "trending_papers"]
 
 TRENDING_SHOWN = 5  # the trending list under each email (and on the home page)
 
@@ -136,6 +136,27 @@ def profiles_for(session: Session, subscribers: Sequence[Subscriber], settings: 
     return [Profile.of(s, vector=v, sent=sent[s.id], liked=feedback[s.id]["more"], disliked=feedback[s.id]["less"],
                        seeds=seeds[s.id], facet_texts=f)
             for s, v, f in zip(subscribers, vectors, facets)]
+
+
+PREPARE_BATCH = 2000  # subscribers whose profile vectors are encoded (and stored) together
+
+
+def prepare_profiles(session: Session, settings: Settings) -> int:
+    """Compute and store the profile vector and facets of every subscriber whose profile
+    changed since they were stored, PREPARE_BATCH at a time (one batched encode each): what an import does once,
+    so planning an edition never encodes a profile. Flushes each batch and lets go of it (memory stays flat
+    whatever the list size). Returns how many subscribers were looked at."""
+    seen, after = 0, 0
+    while True:
+        batch = list(session.exec(select(Subscriber).where(col(Subscriber.id) > after)
+                                  .order_by(col(Subscriber.id)).limit(PREPARE_BATCH)))
+        if not batch:
+            return seen
+        embeddings.profile_vectors(session, batch, settings)
+        stored_facets(session, batch)
+        session.flush()
+        session.expunge_all()
+        seen, after = seen + len(batch), batch[-1].id
 
 
 def stored_facets(session: Session, subscribers: Sequence[Subscriber]) -> list[list[str]]:
