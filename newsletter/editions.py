@@ -18,16 +18,7 @@ from sqlmodel import Session, col, select
 from newsletter.batching import chunked
 from newsletter.config import Settings
 from newsletter.errors import EditionClosed
-from newsletter.models import (
-    Delivery,
-    DeliveryStatus,
-    Edition,
-    EditionStatus,
-    Pick,
-    Subscriber,
-    SubscriberStatus,
-    new_message_key,
-)
+from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, Pick, Subscriber, SubscriberStatus
 from newsletter.ranking import load_pool, profiles_for
 from newsletter.ranking.score import CHUNK, THREADS
 
@@ -99,7 +90,6 @@ def _add_deliveries(session: Session, edition_id: int, planned: list[tuple[Subsc
     """One delivery row per subscriber (skipped when nothing new matched) and its picks, in two bulk inserts
     (rows as dicts, not model objects: building and flushing ORM objects cost more than the ranking)."""
     deliveries = [{"edition_id": edition_id, "subscriber_id": subscriber.id, "attempts": 0,
-                   "message_key": new_message_key(),
                    "status": (DeliveryStatus.pending if picks else DeliveryStatus.skipped).value,
                    "error": None if picks else "no new papers matched"} for subscriber, picks in planned]
     report.planned += sum(1 for _, picks in planned if picks)

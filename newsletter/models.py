@@ -173,8 +173,8 @@ class Delivery(SQLModel, table=True):
                                    sa_column=status_column(DeliveryStatus, DeliveryStatus.pending, index=True))
     # The random part of the Message-ID, drawn once when the row is made: retries reuse it, and no other install
     # or database copy can produce the same Message-ID (the ids beside it are per-database counters).
-    message_key: str = Field(default_factory=new_message_key, max_length=24,
-                             sa_column_kwargs={"default": new_message_key})
+    # (SQLModel makes the factory the column's default too, so Core bulk inserts draw one per row.)
+    message_key: str = Field(default_factory=new_message_key, max_length=24)
     message_id: str | None = None  # the Message-ID as last handed to the server
     attempts: int = 0
     error: str | None = None

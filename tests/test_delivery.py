@@ -72,6 +72,12 @@ def test_message_ids_never_repeat_across_databases_and_stay_the_same_across_retr
     assert sent.message_id == f"<edition-{sent.edition_id}.delivery-{sent.id}.{ids[0][2]}@example.org>"
 
 
+def test_planning_draws_a_key_of_its_own_for_each_delivery(session, settings):
+    planned(session, settings, "ada@example.org", "bob@example.org", "cy@example.org")  # one bulk insert
+    keys = [row.message_key for row in deliveries(session).values()]
+    assert len(set(keys)) == 3 and all(len(key) == 24 for key in keys), keys
+
+
 def test_a_deferred_row_waits_for_its_retry_time(session, settings, scripted_smtp):
     edition = planned(session, settings, "ada@example.org")
     local = configured(settings, scripted_smtp, retry_base_delay=0.6, retry_max_delay=10)

@@ -3,14 +3,12 @@
 Row life: `pending` → (claim) → `sending` → `sent` | `failed` | `skipped`, or back to `pending` with a
 `next_attempt_at` after a temporary failure (`defer`).
 
-Claim: one conditional UPDATE (`WHERE id = ? AND status = 'pending' AND due AND the edition is neither paused
-nor cancelled`), committed at once; it returns the subscriber's current state for the send-time suppression
-check. The database serialises writers to the row (SQLite: the write lock; PostgreSQL: the row lock, after which
-READ COMMITTED re-checks the WHERE; the claim's `FOR UPDATE SKIP LOCKED` sub-select makes a sender skip a row
-another one is claiming instead of waiting for its lock), so of two senders racing for a row exactly one sees
-rowcount 1. A batched claim (several ids in one statement, or SELECT ... FOR UPDATE SKIP LOCKED) keeps the same
-meaning as long as each row it returns went pending → sending in that statement: `claim_batch` is such a claim
-(PostgreSQL: the rows are locked `FOR UPDATE SKIP LOCKED` in a sub-select, the WHERE re-checked on each). Rows a
+Claim (`claim_batch`; `claim` is the one-row case): one conditional UPDATE (`WHERE id IN (...) AND status =
+'pending' AND due AND the edition is neither paused nor cancelled`), committed at once; it returns, for each row it
+moved pending → sending, the subscriber's current state for the send-time suppression check. The database
+serialises writers to a row (SQLite: the write lock; PostgreSQL: the row lock, after which READ COMMITTED
+re-checks the WHERE; the claim's `FOR UPDATE SKIP LOCKED` sub-select makes a sender skip a row another one is
+claiming instead of waiting for its lock), so of two senders racing for a row exactly one gets it back. Rows a
 batch claimed that the run never hands to the server (it stopped first) are given back at once (`release`).
 
 Recording: `mark_sent` commits each accepted message, and a sender never has more messages handed over and not
@@ -52,24 +50,14 @@ _EDITION_OPEN = (select(Edition.id).where(col(Edition.id) == _row.edition_id,  #
                  .correlate(_TABLE).exists())
 _DUE_AND_OPEN = (_row.status == DeliveryStatus.pending.value,
                  or_(_row.next_attempt_at.is_(None), _row.next_attempt_at <= bindparam("now")), _EDITION_OPEN)
-_CLAIMABLE = (_row.id == bindparam("delivery_id"), *_DUE_AND_OPEN)
 _CLAIM_RETURNS = (_row.subscriber_id, _row.attempts, _row.message_key, *map(_subscriber_field, (
     Subscriber.email, Subscriber.status, Subscriber.paused, Subscriber.soft_bounces)))
-_CLAIM = (update(_TABLE).where(*_CLAIMABLE)
-          .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
-          .returning(*_CLAIM_RETURNS))
-# PostgreSQL: a row another sender has locked (it is claiming it right now) is skipped, not waited for.
-_UNLOCKED = (select(_row.id).where(*_CLAIMABLE).with_for_update(skip_locked=True)
-             .correlate(None).scalar_subquery())
-_CLAIM_SKIP_LOCKED = (update(_TABLE).where(_row.id == _UNLOCKED, *_CLAIMABLE)
-                      .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"),
-                              attempts=_row.attempts + 1)
-                      .returning(*_CLAIM_RETURNS))
-# A batch: the rows among `ids` that are claimable now, each moved pending -> sending by this one statement.
+# The rows among `ids` that are claimable now, each moved pending -> sending by this one statement.
 _IN_BATCH = _row.id.in_(bindparam("ids", expanding=True))
 _CLAIM_BATCH = (update(_TABLE).where(_IN_BATCH, *_DUE_AND_OPEN)
                 .values(status=DeliveryStatus.sending.value, claimed_at=bindparam("now"), attempts=_row.attempts + 1)
                 .returning(_row.id, *_CLAIM_RETURNS))
+# PostgreSQL: a row another sender has locked (it is claiming it right now) is skipped, not waited for.
 _CLAIM_BATCH_SKIP_LOCKED = (update(_TABLE)
                             .where(_row.id.in_(select(_row.id).where(_IN_BATCH, *_DUE_AND_OPEN)
                                                .with_for_update(skip_locked=True)), *_DUE_AND_OPEN)
@@ -83,7 +71,8 @@ _MARK_SENT = (update(_TABLE)
 
 
 class _HotStatement:
-    """One of the two per-message statements, compiled once per dialect and run on the DBAPI connection.
+    """A per-message statement (mark sent, the edition's status), compiled once per dialect and run on the DBAPI
+    connection.
 
     For these one-row statements SQLAlchemy's execution path costs more than the database does (measured on
     SQLite: about 0.8 ms of Python per message through `Connection.execute`, 0.45 ms this way), and it is the
@@ -163,22 +152,13 @@ def next_retry_at(session: Session, edition_id: int, ids: list[int] | None = Non
     return session.exec(query).one()
 
 
-_CLAIM_ROW = _HotStatement(_CLAIM)
-_CLAIM_ROW_SKIP_LOCKED = _HotStatement(_CLAIM_SKIP_LOCKED)
 _MARK_SENT_ROW = _HotStatement(_MARK_SENT)
 
 
 def claim(db: Session | Connection, delivery_id: int):
-    """Atomically move one due row pending -> sending (see the module's rule).
-
-    Returns the claimed row (subscriber_id, attempts, message_key (the Message-ID's random part), and the
-    subscriber's email, status, paused, soft_bounces as they are at the claim, for the send-time check) or None
-    when the row is not ours to send.
-    """
-    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
-    statement = _CLAIM_ROW_SKIP_LOCKED if dialect.name == "postgresql" else _CLAIM_ROW
-    claimed = statement.run(db, delivery_id=delivery_id, now=utcnow())
-    return claimed[0] if claimed else None
+    """Atomically move one due row pending -> sending (`claim_batch` of one row): the claimed row, or None when
+    the row is not ours to send."""
+    return claim_batch(db, [delivery_id]).get(delivery_id)
 
 
 def mark_sent(db: Session | Connection, delivery_id: int, message_id: str) -> None:
@@ -186,13 +166,16 @@ def mark_sent(db: Session | Connection, delivery_id: int, message_id: str) -> No
     _MARK_SENT_ROW.run(db, delivery_id=delivery_id, message_id=message_id, now=utcnow())
 
 
-def claim_batch(db: Connection, delivery_ids: Sequence[int]) -> dict[int, Any]:
-    """`claim` for many rows in one statement and one commit: delivery id -> claimed row (its id, then the
-    fields `claim` returns) for each row of `delivery_ids` that this statement moved pending -> sending. Rows
-    another sender holds or took, rows not due and rows of a paused or cancelled edition are absent."""
+def claim_batch(db: Session | Connection, delivery_ids: Sequence[int]) -> dict[int, Any]:
+    """Claim these rows in one statement and one commit (see the module's rule): delivery id -> claimed row (id,
+    subscriber_id, attempts, message_key (the Message-ID's random part), and the subscriber's email, status,
+    paused, soft_bounces as they are at the claim, for the send-time check) for each row of `delivery_ids` that
+    this statement moved pending -> sending. Rows another sender holds or took, rows not due and rows of a paused
+    or cancelled edition are absent."""
     if not delivery_ids:
         return {}
-    statement = _CLAIM_BATCH_SKIP_LOCKED if db.dialect.name == "postgresql" else _CLAIM_BATCH
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    statement = _CLAIM_BATCH_SKIP_LOCKED if dialect.name == "postgresql" else _CLAIM_BATCH
     rows = db.execute(statement, {"ids": list(delivery_ids), "now": utcnow()}).all()
     db.commit()
     return {row.id: row for row in rows}
