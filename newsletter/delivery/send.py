@@ -279,7 +279,8 @@ class _Run:
         return False
 
     def _prepare(self, delivery_id: int, recipient: Row) -> _Outgoing | None:
-        """Check the claimed row's subscriber and build its message; None when suppressed (the row is settled)."""
+        """Check the claimed row's subscriber and build its message; None when suppressed or unbuildable (the row is
+        settled)."""
         self.waiting.discard(delivery_id)
         blocker = send_blocker(recipient.status, recipient.paused)
         if blocker:  # unsubscribes and bounces are honoured at send time, not only at planning time
@@ -324,7 +325,7 @@ class _Run:
         return self.stopped
 
     def _edition_closed(self) -> bool:
-        """After a refused claim: was it because the edition was paused or cancelled meanwhile?"""
+        """Was the edition paused or cancelled meanwhile? (Read after a refused claim, and every STATUS_SECONDS.)"""
         status = ledger.edition_status(self.ledger_db, self.edition.id)
         self.status_read_at = time.monotonic()
         if status in (EditionStatus.paused, EditionStatus.cancelled):
